@@ -1,0 +1,196 @@
+"""Log-mel frontend of the released models (EfficientAT ``AugmentMelSTFT``), exact in eval mode."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """What a model expects from its input; stored with every registry entry and checkpoint."""
+
+    sample_rate: int = 32000
+    n_mels: int = 128
+    win_length: int = 800
+    hop_length: int = 320
+    n_fft: int = 1024
+    fmin: float = 0.0
+    fmax: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _mel_scalar(f: float) -> float:
+    return 1127.0 * math.log(1.0 + f / 700.0)
+
+
+@lru_cache(maxsize=256)
+def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: int, fmin: float, fmax: float) -> np.ndarray:
+    """Kaldi-style triangular filters (linear in mel), (n_mels, n_fft // 2 + 1), Nyquist column zero.
+
+    Computed in float32 in the same order as the released preprocessing (torchaudio's
+    ``get_mel_banks``): float64 filters differ by ~1e-5, which the log makes visible.
+    """
+    nyquist = 0.5 * sample_rate
+    if not (0.0 <= fmin < nyquist and 0.0 < fmax <= nyquist and fmin < fmax):
+        raise ValueError(f"need 0 <= fmin < fmax <= {nyquist:g} Hz, got fmin={fmin}, fmax={fmax}")
+    m_lo, m_hi = _mel_scalar(fmin), _mel_scalar(fmax)
+    delta = (m_hi - m_lo) / (n_mels + 1)
+    b = torch.arange(n_mels).unsqueeze(1)
+    left, centre, right = m_lo + b * delta, m_lo + (b + 1.0) * delta, m_lo + (b + 2.0) * delta
+    freqs = (sample_rate / n_fft) * torch.arange(n_fft // 2, dtype=torch.float32)
+    m_k = (1127.0 * (1.0 + freqs / 700.0).log()).unsqueeze(0)
+    up = (m_k - left) / (centre - left)
+    down = (right - m_k) / (right - centre)
+    banks = torch.clamp(torch.minimum(up, down), min=0.0)
+    banks = torch.nn.functional.pad(banks, (0, 1)).numpy()
+    banks.setflags(write=False)
+    return banks
+
+
+def _mask_along_axis(x: torch.Tensor, max_width: int, axis: int) -> torch.Tensor:
+    """Zero a random band per example (torchaudio's iid masking): width ~ U[0, max_width)."""
+    b, size = x.shape[0], x.shape[axis]
+    width = torch.rand(b, device=x.device) * max_width
+    start = torch.rand(b, device=x.device) * (size - width)
+    lo, hi = start.long()[:, None], (start + width).long()[:, None]
+    pos = torch.arange(size, device=x.device)[None, :]
+    mask = (pos >= lo) & (pos < hi)  # (B, size)
+    mask = mask[:, :, None] if axis == 1 else mask[:, None, :]
+    return x.masked_fill(mask, 0.0)
+
+
+class MelFrontend(nn.Module):
+    """Waveform (B, N) at ``sample_rate`` -> normalised log-mel (B, n_mels, T), T = 1 + (N - 1) // hop.
+
+    Eval mode reproduces the released models' preprocessing exactly (fmin, fmax = sr/2 - fmax_aug_range/2,
+    no masking). Train mode draws fmin/fmax and frequency/time masks per example.
+    """
+
+    def __init__(
+        self,
+        n_mels: int = 128,
+        sample_rate: int = 32000,
+        win_length: int = 800,
+        hop_length: int = 320,
+        n_fft: int = 1024,
+        freqm: int = 48,
+        timem: int = 192,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        fmin_aug_range: int = 10,
+        fmax_aug_range: int = 2000,
+    ):
+        super().__init__()
+        if fmin_aug_range < 1 or fmax_aug_range < 1:
+            raise ValueError("fmin_aug_range and fmax_aug_range must be >= 1 (1 = no augmentation)")
+        if win_length > n_fft:
+            raise ValueError(f"win_length ({win_length}) must not exceed n_fft ({n_fft})")
+        if hop_length < 1 or n_mels < 1:
+            raise ValueError("hop_length and n_mels must be positive")
+        if fmax is None:
+            fmax = sample_rate // 2 - fmax_aug_range // 2
+        self.n_mels, self.sample_rate = n_mels, sample_rate
+        self.win_length, self.hop_length, self.n_fft = win_length, hop_length, n_fft
+        self.freqm, self.timem = freqm, timem
+        self.fmin, self.fmax = float(fmin), float(fmax)
+        self.fmin_aug_range, self.fmax_aug_range = fmin_aug_range, fmax_aug_range
+        kaldi_mel_banks(n_mels, n_fft, sample_rate, self.fmin, self.fmax)  # validate early
+        self.register_buffer("window", torch.hann_window(win_length, periodic=False), persistent=False)
+        self.register_buffer(
+            "mel_basis",
+            torch.from_numpy(kaldi_mel_banks(n_mels, n_fft, sample_rate, self.fmin, self.fmax).copy()),
+            persistent=False,
+        )
+
+    @classmethod
+    def from_config(cls, cfg: FrontendConfig, **kwargs) -> MelFrontend:
+        """Frontend for a model's :class:`FrontendConfig` (masking off unless given in ``kwargs``)."""
+        kwargs.setdefault("freqm", 0)
+        kwargs.setdefault("timem", 0)
+        return cls(
+            n_mels=cfg.n_mels,
+            sample_rate=cfg.sample_rate,
+            win_length=cfg.win_length,
+            hop_length=cfg.hop_length,
+            n_fft=cfg.n_fft,
+            fmin=cfg.fmin,
+            fmax=cfg.fmax,
+            **kwargs,
+        )
+
+    @property
+    def min_samples(self) -> int:
+        # reflect padding needs more samples than n_fft // 2 after pre-emphasis
+        return self.n_fft // 2 + 2
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + (max(num_samples, self.min_samples) - 1) // self.hop_length
+
+    def power_spectrogram(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-emphasis + STFT power, (B, n_fft // 2 + 1, T)."""
+        if x.dim() != 2:
+            raise ValueError(f"expected a waveform batch of shape (B, N), got {tuple(x.shape)}")
+        x = x.float()
+        if x.shape[1] < self.min_samples:
+            x = torch.nn.functional.pad(x, (0, self.min_samples - x.shape[1]))
+        x = x[:, 1:] - 0.97 * x[:, :-1]
+        spec = torch.stft(
+            x,
+            self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            normalized=False,
+            return_complex=True,
+        )
+        return spec.real.square() + spec.imag.square()
+
+    def _train_banks(self, b: int, device: torch.device) -> torch.Tensor:
+        fmins = torch.randint(self.fmin_aug_range, (b,)) + self.fmin
+        fmaxs = self.fmax + self.fmax_aug_range // 2 - torch.randint(self.fmax_aug_range, (b,))
+        nyq = self.sample_rate / 2
+        banks = [
+            kaldi_mel_banks(self.n_mels, self.n_fft, self.sample_rate, float(lo), float(min(hi, nyq)))
+            for lo, hi in zip(fmins.tolist(), fmaxs.tolist())
+        ]
+        return torch.from_numpy(np.stack(banks)).to(device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        power = self.power_spectrogram(x)
+        with torch.autocast(device_type=power.device.type, enabled=False):
+            if self.training and (self.fmin_aug_range > 1 or self.fmax_aug_range > 1):
+                mel = torch.bmm(self._train_banks(power.shape[0], power.device), power.float())
+            else:
+                mel = torch.matmul(self.mel_basis, power.float())
+            mel = torch.log(mel + 1e-5)
+        if self.training:
+            if self.freqm > 0:
+                mel = _mask_along_axis(mel, self.freqm, axis=1)
+            if self.timem > 0:
+                mel = _mask_along_axis(mel, self.timem, axis=2)
+        return (mel + 4.5) / 5.0
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_mels={self.n_mels}, sample_rate={self.sample_rate}, hop_length={self.hop_length}, "
+            f"win_length={self.win_length}, n_fft={self.n_fft}, fmin={self.fmin:g}, fmax={self.fmax:g}"
+        )
+
+
+def frame_rate(cfg: FrontendConfig) -> float:
+    """Spectrogram frames per second."""
+    return cfg.sample_rate / cfg.hop_length
+
+
+def seconds_to_samples(seconds: float, sample_rate: int) -> int:
+    return int(math.floor(seconds * sample_rate + 0.5))
