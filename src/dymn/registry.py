@@ -1,0 +1,198 @@
+"""Registry of the released checkpoints: one :class:`PretrainedCfg` per name carries all it takes to use it."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+
+from .frontend import FrontendConfig
+
+RELEASE_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """A released model: architecture, frontend, where its weights live and what it scores.
+
+    ``params`` counts learnable parameters; ``macs_g`` is the published GMACs for a 10 s clip
+    (None where unpublished; ``dymn info`` measures it); ``map`` is AudioSet mAP in %.
+    """
+
+    name: str
+    arch: str  # "mn" or "dymn"
+    arch_config: dict = field(default_factory=dict)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    filename: str = ""
+    sha256: str | None = None
+    labels: str | None = "audioset"
+    num_classes: int = 527
+    map: float | None = None
+    params: int | None = None
+    macs_g: float | None = None
+    # DyMN dynamic-conv temperature the weights were trained to end at; None = start of schedule (T_max)
+    temperature: float | None = 1.0
+    tagger: bool = True  # False for ImageNet initialisations (random classifier)
+    notes: str = ""
+
+    @property
+    def url(self) -> str:
+        return RELEASE_URL + self.filename
+
+    @property
+    def width_mult(self) -> float:
+        return float(self.arch_config.get("width_mult", 1.0))
+
+
+_REGISTRY: dict[str, PretrainedCfg] = {}
+
+# Learnable parameter counts of the released layouts (527 classes, default heads).
+_MN_PARAMS = {
+    0.1: 123_783,
+    0.2: 324_695,
+    0.4: 983_599,
+    0.5: 1_431_239,
+    1.0: 4_876_831,
+    2.0: 17_909_287,
+    3.0: 39_086_367,
+    4.0: 68_427_303,
+}
+_MN_FC_PARAMS = 3_478_638
+_DYMN_PARAMS = {0.4: 1_961_239, 1.0: 10_548_479, 2.0: 39_966_143}
+_DYMN_REPLACE_SE_PARAMS = {0.4: 1_829_287, 1.0: 9_833_935}
+_MN_MACS = {0.1: 0.018, 0.2: 0.040, 0.4: 0.11, 0.5: 0.16, 1.0: 0.54, 2.0: 2.06, 3.0: 4.55, 4.0: 8.03}
+_DYMN_MACS = {0.4: 0.12, 1.0: 0.58, 2.0: 2.2}
+_WIDTH_TAG = {0.1: "01", 0.2: "02", 0.4: "04", 0.5: "05", 1.0: "10", 2.0: "20", 3.0: "30", 4.0: "40"}
+
+
+def register(cfg: PretrainedCfg) -> PretrainedCfg:
+    if cfg.name in _REGISTRY:
+        raise ValueError(f"duplicate registry name {cfg.name}")
+    _REGISTRY[cfg.name] = cfg
+    return cfg
+
+
+def _mn(name, filename, width, mAP=None, *, head="mlp", strides=(2, 2, 2, 2), hop=320, n_mels=128, **kw):
+    arch = {"width_mult": width}
+    if head != "mlp":
+        arch["head_type"] = head
+    if tuple(strides) != (2, 2, 2, 2):
+        arch["strides"] = tuple(strides)
+    params = _MN_FC_PARAMS if head == "fully_convolutional" else _MN_PARAMS[width]
+    kw.setdefault("macs_g", _MN_MACS[width] if (hop, n_mels, head) == (320, 128, "mlp") else None)
+    register(
+        PretrainedCfg(
+            name,
+            "mn",
+            arch,
+            FrontendConfig(hop_length=hop, n_mels=n_mels),
+            filename,
+            map=mAP,
+            params=params,
+            **kw,
+        )
+    )
+
+
+def _dymn(name, filename, width, mAP=None, *, replace_se=False, **kw):
+    arch = {"width_mult": width}
+    if replace_se:
+        arch["use_dy_blocks"] = "replace_se"
+    params = (_DYMN_REPLACE_SE_PARAMS if replace_se else _DYMN_PARAMS)[width]
+    kw.setdefault("macs_g", None if replace_se else _DYMN_MACS[width])
+    register(PretrainedCfg(name, "dymn", arch, FrontendConfig(), filename, map=mAP, params=params, **kw))
+
+
+# --- MN ---------------------------------------------------------------------------------------------
+_IM_NOTE = "ImageNet initialisation for AudioSet training; the classifier is random"
+_mn("mn10_im_pytorch", "mn10_im_pytorch.pt", 1.0, tagger=False, notes="torchvision " + _IM_NOTE)
+for _w, _tag in _WIDTH_TAG.items():
+    _mn(f"mn{_tag}_im", f"mn{_tag}_im.pt", _w, tagger=False, notes=_IM_NOTE)
+_mn(
+    "mn04_as",
+    "mn04_as_mAP_432.pt",
+    0.4,
+    43.2,
+    sha256="899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c",
+)
+for _w, _file, _map in [
+    (0.1, "mn01_as_mAP_298.pt", 29.8),
+    (0.2, "mn02_as_mAP_378.pt", 37.8),
+    (0.5, "mn05_as_mAP_443.pt", 44.3),
+    (1.0, "mn10_as_mAP_471.pt", 47.1),
+    (2.0, "mn20_as_mAP_478.pt", 47.8),
+    (3.0, "mn30_as_mAP_482.pt", 48.2),
+    (4.0, "mn40_as_mAP_484.pt", 48.4),
+]:
+    _mn(f"mn{_WIDTH_TAG[_w]}_as", _file, _w, _map)
+for _name, _file, _map in [
+    ("mn40_as(2)", "mn40_as_mAP_483.pt", 48.3),
+    ("mn40_as(3)", "mn40_as_mAP_483(2).pt", 48.3),
+    ("mn40_as_no_im_pre", "mn40_as_no_im_pre_mAP_483.pt", 48.3),
+    ("mn40_as_no_im_pre(2)", "mn40_as_no_im_pre_mAP_483(2).pt", 48.3),
+    ("mn40_as_no_im_pre(3)", "mn40_as_no_im_pre_mAP_482.pt", 48.2),
+    ("mn40_as_ext", "mn40_as_ext_mAP_487.pt", 48.7),
+    ("mn40_as_ext(2)", "mn40_as_ext_mAP_486.pt", 48.6),
+    ("mn40_as_ext(3)", "mn40_as_ext_mAP_485.pt", 48.5),
+]:
+    _mn(_name, _file, 4.0, _map)
+for _hop, _map, _macs in [(5, 47.5, 1.07), (15, 46.3, 0.36), (20, 45.6, 0.27), (25, 44.7, 0.22)]:
+    _mn(f"mn10_as_hop_{_hop}", f"mn10_as_hop_{_hop}_mAP_{round(_map * 10)}.pt", 1.0, _map,
+        hop=_hop * 32, macs_g=_macs)  # fmt: skip
+for _mels, _map, _macs in [(40, 45.3, 0.21), (64, 46.1, 0.27), (256, 47.4, 1.08)]:
+    _mn(f"mn10_as_mels_{_mels}", f"mn10_as_mels_{_mels}_mAP_{round(_map * 10)}.pt", 1.0, _map,
+        n_mels=_mels, macs_g=_macs)  # fmt: skip
+_FC_NOTE = "stride tuple inferred from the name"
+_mn("mn10_as_fc", "mn10_as_fc_mAP_465.pt", 1.0, 46.5, head="fully_convolutional", macs_g=0.60)
+_mn("mn10_as_fc_s2221", "mn10_as_fc_s2221_mAP_466.pt", 1.0, 46.6, head="fully_convolutional",
+    strides=(2, 2, 2, 1), macs_g=1.15, notes=_FC_NOTE)  # fmt: skip
+_mn("mn10_as_fc_s2211", "mn10_as_fc_s2211_mAP_466.pt", 1.0, 46.6, head="fully_convolutional",
+    strides=(2, 2, 1, 1), macs_g=3.98, notes=_FC_NOTE)  # fmt: skip
+
+# --- DyMN -------------------------------------------------------------------------------------------
+for _w in (0.4, 1.0, 2.0):
+    _tag = _WIDTH_TAG[_w]
+    _dymn(f"dymn{_tag}_im", f"dymn{_tag}_im.pt", _w, temperature=None, tagger=False, notes=_IM_NOTE)
+_dymn("dymn04_as", "dymn04_as.pt", 0.4, 45.0, notes="DyMN-S")
+_dymn("dymn10_as", "dymn10_as.pt", 1.0, 47.7, notes="DyMN-M")
+_dymn("dymn20_as", "dymn20_as_mAP_493.pt", 2.0, 49.3, notes="DyMN-L; the README lists 49.1")
+_dymn("dymn20_as(1)", "dymn20_as.pt", 2.0, 49.1, notes="the earlier default dymn20_as file")
+_dymn("dymn20_as(2)", "dymn20_as_mAP_489.pt", 2.0, 48.9)
+_dymn("dymn20_as(3)", "dymn20_as_mAP_490.pt", 2.0, 49.0)
+_dymn("dymn04_replace_se_as", "dymn04_replace_se_as.pt", 0.4, replace_se=True, notes="mAP not published")
+_dymn("dymn10_replace_se_as", "dymn10_replace_se_as.pt", 1.0, replace_se=True,
+      notes="mAP not published; the reference URL has a stray leading space")  # fmt: skip
+
+
+def _canonical(name: str) -> str:
+    # "mn40_as_2" and "mn40_as(2)" name the same run (parentheses are awkward on a command line)
+    for base in _REGISTRY:
+        if "(" in base and name == base.replace("(", "_").rstrip(")"):
+            return base
+    return name
+
+
+def is_registered(name: str) -> bool:
+    return _canonical(name) in _REGISTRY
+
+
+def get_pretrained_cfg(name: str) -> PretrainedCfg:
+    """The registry entry for ``name`` (``mn40_as(2)`` may also be written ``mn40_as_2``)."""
+    key = _canonical(name)
+    if key not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `dymn models` lists them"
+        raise KeyError(f"unknown model name {name!r}{hint}")
+    return _REGISTRY[key]
+
+
+def list_models(pattern: str | None = None, taggers_only: bool = False) -> list[str]:
+    """Registered names, optionally filtered by a shell-style pattern (``"dymn*"``, ``"*_as"``)."""
+    names = list(_REGISTRY)
+    if pattern:
+        if not any(c in pattern for c in "*?["):
+            pattern = f"*{pattern}*"  # a plain word matches anywhere in the name
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    if taggers_only:
+        names = [n for n in names if _REGISTRY[n].tagger]
+    return names
