@@ -1,0 +1,220 @@
+"""Command line: a thin layer over the library (``dymn tag``, ``dymn models``, ``dymn info``)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+DEFAULT_MODEL = "dymn10_as"
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+def _err(msg: str) -> None:
+    print(f"dymn: {msg}", file=sys.stderr, flush=True)
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from .hub import _atomic_write
+
+    out = Path(output)
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist")
+    _atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _load_model(name: str | None, weights: str | None):
+    from .factory import create_model
+    from .hub import load_checkpoint
+
+    if weights is not None:
+        if name is None and not load_checkpoint(weights).self_describing:
+            raise UsageError(
+                f"{weights} is a plain state dict: name its architecture with --model (e.g. --model mn04_as)"
+            )
+        return create_model(name, weights=weights)
+    return create_model(name or DEFAULT_MODEL, pretrained=True)
+
+
+def _format_results(results, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["file", "duration", "rank", "label", "index", "probability"])
+        for r in results:
+            for rank, t in enumerate(r.tags, 1):
+                w.writerow([r.file, f"{r.duration:.3f}", rank, t.label, t.index, f"{t.probability:.6f}"])
+        return buf.getvalue()
+    lines = []
+    for r in results:
+        lines.append(f"{r.file} ({r.duration:.2f} s)")
+        lines.extend(f"  {t.label}: {t.probability:.3f}" for t in r.tags)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def cmd_tag(args) -> int:
+    from .audio import find_audio_files
+    from .inference import Tagger
+
+    if args.top_k < 0:
+        raise UsageError("--top-k must be 0 (all classes) or positive")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if args.output and not Path(args.output).parent.is_dir():
+        raise UsageError(f"cannot write {args.output}: its folder does not exist")
+    files, problems = find_audio_files(args.paths)
+    for p in problems:
+        _err(f"skipped {p}")
+    model = _load_model(args.model, args.weights)
+    if model.pretrained_cfg is not None and not model.pretrained_cfg.tagger:
+        raise UsageError(f"{model.model_name} is an ImageNet initialisation with a random classifier; "
+                         "use an AudioSet model such as dymn10_as")  # fmt: skip
+    tagger = Tagger(model, device=args.device, batch_size=args.batch_size)
+    failed = len(problems)
+    progress = args.progress if args.progress is not None else (len(files) > 3 and sys.stderr.isatty())
+
+    def on_error(path, msg):
+        nonlocal failed
+        failed += 1
+        _err(f"skipped {msg}")
+
+    results = []
+    for r in tagger.tag_files(
+        files,
+        top_k=args.top_k,
+        on_error=on_error,
+        on_warning=lambda p, m: _err(f"warning: {p}: {m}"),
+        progress=progress,
+    ):
+        if args.format == "text" and args.output is None:
+            sys.stdout.write(_format_results([r], "text"))  # stream text as it comes
+            sys.stdout.flush()
+        results.append(r)
+    if args.format != "text" or args.output is not None:
+        _write_output(_format_results(results, args.format), args.output)
+    total = len(files) + len(problems)
+    if failed:
+        _err(f"{failed} of {total} input(s) failed")
+        return 1
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .registry import get_pretrained_cfg, list_models
+
+    names = list_models(args.pattern, taggers_only=not args.all)
+    if not names:
+        raise UsageError(f"no model matches {args.pattern!r}")
+    rows = [("name", "arch", "params (M)", "GMACs", "mAP", "notes")]
+    for n in names:
+        c = get_pretrained_cfg(n)
+        rows.append((
+            n,
+            c.arch,
+            f"{c.params / 1e6:.2f}" if c.params else "-",
+            f"{c.macs_g:.2f}" if c.macs_g is not None else "-",
+            f"{c.map:.1f}" if c.map is not None else "-",
+            c.notes,
+        ))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .complexity import count_macs, count_params, receptive_field
+    from .factory import create_model
+
+    model = create_model(args.name, weights=args.weights) if args.weights else create_model(args.name)
+    fe = model.frontend_config
+    frames = 1 + (int(args.seconds * fe.sample_rate) - 1) // fe.hop_length
+    shape = (1, 1, fe.n_mels, frames)
+    macs = count_macs(model, shape)
+    rf_f, rf_t = receptive_field(model, shape)
+    cfg = model.pretrained_cfg
+    print(f"model            {model.model_name} ({model.arch})")
+    print(f"parameters       {count_params(model):,} ({count_params(model) / 1e6:.3f} M)")
+    print(f"MACs per {args.seconds:g} s    {macs.gmacs:.3f} G"
+          f"  (static conv {macs.conv / 1e9:.3f}, dynamic conv {macs.dynamic_conv / 1e9:.3f}, "
+          f"kernel mixing {macs.kernel_mixing / 1e9:.4f}, linear {macs.linear / 1e9:.4f})")  # fmt: skip
+    print(f"receptive field  {rf_f} mel bins x {rf_t} frames ({rf_t * fe.hop_length / fe.sample_rate:.2f} s)")
+    print(f"input            {fe.sample_rate} Hz, {fe.n_mels} mels, hop {fe.hop_length}, window {fe.win_length}, "
+          f"n_fft {fe.n_fft}; {frames} frames for {args.seconds:g} s")  # fmt: skip
+    print(f"embedding        {model.embed_dim}-d, {len(model.labels)} classes")
+    print(f"config           {json.dumps(model.config.to_dict())}")
+    if cfg is not None:
+        print(f"weights          {cfg.url}")
+        print(f"sha256           {cfg.sha256 or 'not published'}")
+        print(f"AudioSet mAP     {cfg.map if cfg.map is not None else 'not published'}")
+        if cfg.notes:
+            print(f"notes            {cfg.notes}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dymn", description="Efficient pre-trained audio taggers (MN, DyMN).")
+    p.add_argument("--version", action="version", version=f"dymn {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser("tag", help="tag audio files with AudioSet (or a fine-tuned model's) classes")
+    t.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories (searched recursively)")
+    t.add_argument("--model", default=None, help=f"registry name (default {DEFAULT_MODEL}; see `dymn models`)")
+    t.add_argument("--weights", default=None, help="local weights: a dymn checkpoint or an official state dict")
+    t.add_argument("--top-k", type=int, default=10, help="tags per file; 0 = all classes (default 10)")
+    t.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    t.add_argument("--output", "-o", default=None, help="write results to this file (atomically)")
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on for more than 3 files on a terminal)")  # fmt: skip
+    t.set_defaults(func=cmd_tag)
+
+    m = sub.add_parser("models", help="list the registered models")
+    m.add_argument("pattern", nargs="?", default=None, help="filter, e.g. 'dymn*' or 'mn10'")
+    m.add_argument("--all", action="store_true", help="include ImageNet initialisation checkpoints")
+    m.set_defaults(func=cmd_models)
+
+    i = sub.add_parser("info", help="parameters, MACs and receptive field of a model")
+    i.add_argument("name", nargs="?", default=DEFAULT_MODEL, help="registry name or 'mn' / 'dymn'")
+    i.add_argument("--weights", default=None, help="describe a local checkpoint instead")
+    i.add_argument("--seconds", type=float, default=10.0, help="clip length for the MAC count (default 10)")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .audio import AudioError
+    from .hub import WeightsError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, AudioError, WeightsError, ValueError) as exc:
+        _err(f"error: {exc}")
+        return 2
+    except KeyError as exc:  # unknown registry names
+        _err(f"error: {exc.args[0] if exc.args else exc}")
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
