@@ -1,0 +1,72 @@
+"""Shared test fixtures. Tests that need ../shared (reference fixtures, real weights, real audio) skip
+with a reason when it is absent, so that a plain clone still passes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DYMN_SHARED", ROOT.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
+REAL_WEIGHTS = SHARED / "weights" / "mn04_as_mAP_432.pt"
+AUDIO = SHARED / "audio"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} not present (the shared reference data is not part of a clone)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_state_dict():
+    """The reference fixtures' weight generator (shared/fixtures/synthweights.py)."""
+    need(FIXTURES / "synthweights.py")
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        from synthweights import synth_state_dict as fn
+    finally:
+        sys.path.remove(str(FIXTURES))
+    return fn
+
+
+def load_layout(name: str) -> dict:
+    return json.loads(need(FIXTURES / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def real_weights() -> Path:
+    return need(REAL_WEIGHTS)
+
+
+@pytest.fixture(scope="session")
+def metro_clip() -> Path:
+    return need(AUDIO / "metro_station-paris.wav")
+
+
+@pytest.fixture()
+def tone_wav(tmp_path) -> Path:
+    """A 2 s, 44.1 kHz stereo tone (exercises resampling and downmixing)."""
+    t = np.arange(int(2 * 44100)) / 44100
+    x = 0.3 * np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / "tone.wav"
+    sf.write(path, np.stack([x, 0.5 * x], axis=1), 44100)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mn_checkpoint(tmp_path_factory) -> Path:
+    """A self-describing checkpoint of a random mn01 (small, no download needed)."""
+    import dymn
+
+    model = dymn.create_model("mn01_as")
+    path = tmp_path_factory.mktemp("ckpt") / "mn01.pt"
+    dymn.save_checkpoint(model, path)
+    return path
