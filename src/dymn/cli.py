@@ -76,14 +76,14 @@ def cmd_tag(args) -> int:
         raise UsageError("--batch-size must be at least 1")
     if args.output and not Path(args.output).parent.is_dir():
         raise UsageError(f"cannot write {args.output}: its folder does not exist")
-    files, problems = find_audio_files(args.paths)
-    for p in problems:
-        _err(f"skipped {p}")
     model = _load_model(args.model, args.weights)
     if model.pretrained_cfg is not None and not model.pretrained_cfg.tagger:
         raise UsageError(f"{model.model_name} is an ImageNet initialisation with a random classifier; "
                          "use an AudioSet model such as dymn10_as")  # fmt: skip
     tagger = Tagger(model, device=args.device, batch_size=args.batch_size)
+    files, problems = find_audio_files(args.paths)
+    for p in problems:
+        _err(f"skipped {p}")
     failed = len(problems)
     progress = args.progress if args.progress is not None else (len(files) > 3 and sys.stderr.isatty())
 
@@ -153,7 +153,8 @@ def cmd_info(args) -> int:
           f"  (static conv {macs.conv / 1e9:.3f}, dynamic conv {macs.dynamic_conv / 1e9:.3f}, "
           f"kernel mixing {macs.kernel_mixing / 1e9:.4f}, linear {macs.linear / 1e9:.4f})")  # fmt: skip
     print(f"receptive field  {rf_f} mel bins x {rf_t} frames ({rf_t * fe.hop_length / fe.sample_rate:.2f} s)")
-    print(f"input            {fe.sample_rate} Hz, {fe.n_mels} mels, hop {fe.hop_length}, window {fe.win_length}, "
+    print(f"input            {fe.sample_rate} Hz, {fe.n_mels} mels, hop {fe.hop_length}, "
+          f"window {fe.win_length}, "
           f"n_fft {fe.n_fft}; {frames} frames for {args.seconds:g} s")  # fmt: skip
     print(f"embedding        {model.embed_dim}-d, {len(model.labels)} classes")
     print(f"config           {json.dumps(model.config.to_dict())}")
@@ -173,9 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     t = sub.add_parser("tag", help="tag audio files with AudioSet (or a fine-tuned model's) classes")
-    t.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories (searched recursively)")
-    t.add_argument("--model", default=None, help=f"registry name (default {DEFAULT_MODEL}; see `dymn models`)")
-    t.add_argument("--weights", default=None, help="local weights: a dymn checkpoint or an official state dict")
+    t.add_argument(
+        "paths", nargs="+", metavar="PATH", help="audio files or directories (searched recursively)"
+    )
+    t.add_argument(
+        "--model", default=None, help=f"registry name (default {DEFAULT_MODEL}; see `dymn models`)"
+    )
+    t.add_argument(
+        "--weights", default=None, help="local weights: a dymn checkpoint or an official state dict"
+    )
     t.add_argument("--top-k", type=int, default=10, help="tags per file; 0 = all classes (default 10)")
     t.add_argument("--format", choices=("text", "json", "csv"), default="text")
     t.add_argument("--output", "-o", default=None, help="write results to this file (atomically)")

@@ -70,7 +70,9 @@ def count_macs(model: nn.Module, spec_shape: tuple[int, int, int, int] = (1, 1, 
     return MacReport(sum(counts.values()), **counts)
 
 
-def receptive_field(model: nn.Module, spec_shape: tuple[int, int, int, int] = (1, 1, 128, 1000)) -> tuple[int, int]:
+def receptive_field(
+    model: nn.Module, spec_shape: tuple[int, int, int, int] = (1, 1, 128, 1000)
+) -> tuple[int, int]:
     """Receptive field (frequency bins, time frames) of the final feature map, from every spatial conv."""
     layers: list[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] = []
 

@@ -15,7 +15,7 @@ from .models.dymn import DyMN, DyMNConfig
 from .models.heads import last_layer_keys, reset_last_layer
 from .models.layers import make_divisible
 from .models.mn import MN, MNConfig
-from .registry import PretrainedCfg, get_pretrained_cfg, is_registered
+from .registry import PretrainedCfg, get_pretrained_cfg
 
 ARCHS = {"mn": (MN, MNConfig), "dymn": (DyMN, DyMNConfig)}
 
@@ -25,7 +25,9 @@ def _build(arch: str, options: dict) -> nn.Module:
     valid = {f.name for f in dataclasses.fields(cfg_cls)}
     unknown = sorted(set(options) - valid)
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {arch}; valid: {', '.join(sorted(valid))}")
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for {arch}; valid: {', '.join(sorted(valid))}"
+        )
     return cls(cfg_cls(**options))
 
 
@@ -41,15 +43,30 @@ def _num_classes_in(sd: dict[str, torch.Tensor], head_type: str) -> int | None:
     return None
 
 
-def _width_hint(arch: str, sd: dict[str, torch.Tensor]) -> str:
-    stem = sd.get("features.0.0.weight" if arch == "mn" else "in_c.0.weight")
-    last = sd.get("features.16.0.weight" if arch == "mn" else "out_c.0.weight")
-    if stem is None or last is None:
-        return ""
-    for w in (0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0, 3.0, 4.0):
-        if make_divisible(16 * w) == stem.shape[0] and 6 * make_divisible(160 * w) == last.shape[0]:
-            return f"; the checkpoint looks like width_mult={w}"
-    return ""
+def _file_hints(model: nn.Module, sd: dict[str, torch.Tensor]) -> str:
+    """What the file seems to hold, where it differs from the model (width, head)."""
+    hints = []
+    stem = sd.get("features.0.0.weight", sd.get("in_c.0.weight"))
+    last = sd.get("features.16.0.weight", sd.get("out_c.0.weight"))
+    if stem is not None and last is not None:
+        for w in (0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0, 3.0, 4.0):
+            if make_divisible(16 * w) == stem.shape[0] and 6 * make_divisible(160 * w) == last.shape[0]:
+                if w != model.config.width_mult:
+                    hints.append(f"width_mult={w}")
+                break
+    head = (
+        "mlp" if "classifier.5.weight" in sd
+        else "fully_convolutional" if "classifier.1.running_mean" in sd
+        else "multihead_attention_pooling" if "classifier.subspace_proj.weight" in sd
+        else None
+    )  # fmt: skip
+    if head and head != model.config.head_type:
+        hints.append(f"head_type={head}")
+    if any(k.startswith("layers.") for k in sd) and model.arch == "mn":
+        hints.append("a DyMN")
+    if any(k.startswith("features.") for k in sd) and model.arch == "dymn":
+        hints.append("an MN")
+    return f"; the file looks like {', '.join(hints)}" if hints else ""
 
 
 def _shape(t) -> str:
@@ -77,9 +94,7 @@ def load_weights_strict(model: nn.Module, sd: dict[str, torch.Tensor], source: s
             parts.append(f"{len(missing)} missing from the file (e.g. {missing[0]})")
         if unexpected:
             parts.append(f"{len(unexpected)} not in the model (e.g. {unexpected[0]})")
-        raise WeightsError(
-            f"{source} do not fit {desc}: " + "; ".join(parts) + _width_hint(model.arch, sd)
-        )
+        raise WeightsError(f"{source} do not fit {desc}: " + "; ".join(parts) + _file_hints(model, sd))
     model.load_state_dict(sd, strict=True)
 
 
@@ -121,11 +136,18 @@ def create_model(
         frontend = FrontendConfig(**meta["frontend"])
         label_spec = meta.get("labels") or None
     elif entry is not None:
-        arch, options, frontend, label_spec = entry.arch, dict(entry.arch_config), entry.frontend, entry.labels
+        arch, options, frontend, label_spec = (
+            entry.arch,
+            dict(entry.arch_config),
+            entry.frontend,
+            entry.labels,
+        )
     elif name in ARCHS:
         arch, options, frontend, label_spec = name, {}, FrontendConfig(), "audioset"
     else:
-        raise ValueError("create_model needs a model name unless weights is a self-describing dymn checkpoint")
+        raise ValueError(
+            "create_model needs a model name unless weights is a self-describing dymn checkpoint"
+        )
 
     options.update(overrides)
     head_type = options.get("head_type", "mlp")

@@ -112,8 +112,10 @@ class Checkpoint:
 
 
 def _is_state_dict(obj) -> bool:
-    return isinstance(obj, dict) and bool(obj) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    return (
+        isinstance(obj, dict)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     )
 
 
@@ -143,7 +145,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         return Checkpoint(obj["state_dict"], meta, str(p))
     if _is_state_dict(obj):
         return Checkpoint(obj, None, str(p))
-    if isinstance(obj, dict) and _is_state_dict(obj.get("state_dict")):  # e.g. {"state_dict": ..., "epoch": ...}
+    if isinstance(obj, dict) and _is_state_dict(
+        obj.get("state_dict")
+    ):  # e.g. {"state_dict": ..., "epoch": ...}
         return Checkpoint(obj["state_dict"], None, str(p))
     raise WeightsError(f"{p}: does not contain a model state dict")
 
@@ -167,7 +171,7 @@ def checkpoint_meta(model: torch.nn.Module, name: str | None = None) -> dict:
         "version": CHECKPOINT_VERSION,
         "arch": model.arch,
         "arch_config": model.config.to_dict(),
-        "frontend": getattr(model, "frontend_config").to_dict(),
+        "frontend": model.frontend_config.to_dict(),
         "labels": list(getattr(model, "labels", None) or []),
         "name": name or getattr(model, "model_name", None),
     }

@@ -1,4 +1,4 @@
-"""Registry of the released checkpoints: one :class:`PretrainedCfg` per name carries all it takes to use it."""
+"""Registry of the released checkpoints: one :class:`PretrainedCfg` per name carries all it takes."""
 
 from __future__ import annotations
 

@@ -38,7 +38,9 @@ def test_time_se_needs_its_input_length():
         _run(m, frames=90)
 
 
-@pytest.mark.parametrize("strides,size", [((2, 2, 2, 2), (4, 32)), ((2, 2, 2, 1), (8, 63)), ((2, 2, 1, 1), (16, 125))])
+@pytest.mark.parametrize(
+    "strides,size", [((2, 2, 2, 2), (4, 32)), ((2, 2, 2, 1), (8, 63)), ((2, 2, 1, 1), (16, 125))]
+)
 def test_strides_set_final_map(strides, size):
     m = MN(width_mult=0.1, strides=strides).eval()
     with torch.no_grad():
@@ -55,8 +57,17 @@ def test_batch_one_keeps_batch_axis_single_class():
     assert logits.shape == (3, 1)
 
 
-@pytest.mark.parametrize("bad", [{"se_dims": "x"}, {"se_agg": "mean"}, {"head_type": "gap"},
-                                 {"strides": (2, 2, 3, 2)}, {"strides": (2, 2)}, {"num_classes": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"se_dims": "x"},
+        {"se_agg": "mean"},
+        {"head_type": "gap"},
+        {"strides": (2, 2, 3, 2)},
+        {"strides": (2, 2)},
+        {"num_classes": 0},
+    ],
+)
 def test_bad_options_fail_clearly(bad):
     with pytest.raises(ValueError):
         MN(MNConfig(**bad))

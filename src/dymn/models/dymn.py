@@ -118,7 +118,8 @@ class DyMN(nn.Module):
             m.temperature = float(t)
 
     def temperature_at(self, epoch: int) -> float:
-        """The reference schedule: max(T_max - T0_slope*e, 1 + T1_slope*(T_max-1)/T0_slope - T1_slope*e, T_min)."""
+        """The reference schedule for epoch e:
+        max(T_max - T0_slope*e, 1 + T1_slope*(T_max-1)/T0_slope - T1_slope*e, T_min)."""
         c = self.config
         t0 = c.T_max - c.T0_slope * epoch
         t1 = 1 + c.T1_slope * (c.T_max - 1) / c.T0_slope - c.T1_slope * epoch

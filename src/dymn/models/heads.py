@@ -31,9 +31,7 @@ class MultiHeadAttentionPooling(nn.Module):
         return out.sum(dim=1)
 
 
-def make_head(
-    head_type: str, in_ch: int, hidden: int, num_classes: int, heads: int = 4
-) -> nn.Module:
+def make_head(head_type: str, in_ch: int, hidden: int, num_classes: int, heads: int = 4) -> nn.Module:
     """Build a classifier head; ``in_ch`` is the channel count of the last feature map."""
     if head_type == "mlp":
         return nn.Sequential(

@@ -73,7 +73,8 @@ class SqueezeExcitation(nn.Module):
             name = "frequency" if self.axis == 2 else "time"
             raise ValueError(
                 f"this model's {name} squeeze-excitation was built for size {self.input_dim} at this "
-                f"layer but got {x.shape[self.axis]}; build it with input_dim_f/input_dim_t matching the input"
+                f"layer but got {x.shape[self.axis]}; build it with input_dim_f/input_dim_t matching "
+                "the input"
             )
         others = [d for d in (1, 2, 3) if d != self.axis]
         s = x.mean(dim=others, keepdim=True).movedim(self.axis, -1)

@@ -1,0 +1,100 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dymn.cli import main
+
+EXPECTED = {"Train": 0.727, "Rail transport": 0.578, "Railroad car, train wagon": 0.560,
+            "Subway, metro, underground": 0.493}  # fmt: skip
+
+
+def test_tag_real_checkpoint_text(real_weights, metro_clip, capsys):
+    assert (
+        main(["tag", str(metro_clip), "--model", "mn04_as", "--weights", str(real_weights), "--top-k", "4"])
+        == 0
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("(10.00 s)")
+    got = {line.strip().rsplit(": ", 1)[0]: float(line.rsplit(": ", 1)[1]) for line in out[1:]}
+    assert got.keys() == EXPECTED.keys()
+    for k, v in EXPECTED.items():
+        assert abs(got[k] - v) <= 0.01
+
+
+def test_tag_json_and_csv(real_weights, metro_clip, capsys, tmp_path):
+    args = ["tag", str(metro_clip), "--model", "mn04_as", "--weights", str(real_weights)]
+    assert main(args + ["--format", "json", "--top-k", "0"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["file"] == str(metro_clip) and abs(data[0]["duration"] - 10) < 0.01
+    tags = data[0]["tags"]
+    assert len(tags) == 527 and tags[0]["label"] == "Train" and tags[0]["index"] == 329
+    assert all(a["probability"] >= b["probability"] for a, b in zip(tags, tags[1:]))
+    out = tmp_path / "tags.csv"
+    assert main(args + ["--format", "csv", "--top-k", "2", "-o", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "file,duration,rank,label,index,probability" and len(lines) == 3
+
+
+def test_tag_directory_with_bad_files(tiny_mn_checkpoint, tmp_path, capsys):
+    d = tmp_path / "clips"
+    (d / "sub").mkdir(parents=True)
+    for name in ["a.wav", "sub/b.flac"]:
+        sf.write(d / name, np.random.default_rng(0).standard_normal(16000) * 0.1, 16000)
+    sf.write(d / "short.wav", np.ones(160, dtype=np.float32) * 0.1, 32000)  # 5 ms
+    (d / "empty.wav").write_bytes(b"")
+    (d / "text.wav").write_text("hello")
+    nan = np.zeros(1000, dtype=np.float32)
+    nan[5] = np.nan
+    sf.write(d / "nan.wav", nan, 32000, subtype="FLOAT")
+    good = (d / "a.wav").read_bytes()
+    (d / "trunc.wav").write_bytes(good[: len(good) // 3])
+    rc = main(["tag", str(d), str(tmp_path / "missing.wav"), "--weights", str(tiny_mn_checkpoint),
+               "--format", "json"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 1
+    tagged = {r["file"].rsplit("/", 1)[-1] for r in json.loads(captured.out)}
+    assert tagged == {"a.wav", "b.flac", "short.wav"}
+    err = captured.err.strip().splitlines()
+    for name in ["empty.wav", "text.wav", "nan.wav", "trunc.wav", "missing.wav"]:
+        assert sum(name in line for line in err) == 1, name
+    assert any("short.wav" in line and "unreliable" in line for line in err)
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["tag", "x.wav", "--model", "nonexistent"], "unknown model name"),
+        (["tag", "x.wav", "--top-k", "-1"], "--top-k"),
+        (["tag", "x.wav", "--batch-size", "0"], "--batch-size"),
+        (["tag", "x.wav", "--weights", "/nonexistent/w.pt"], "no such weights file"),
+        (["tag", "x.wav", "-o", "/nonexistent/dir/out.json"], "does not exist"),
+        (["info", "nonexistent"], "unknown model name"),
+    ],
+)
+def test_usage_errors_are_one_line(args, msg, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1
+
+
+def test_plain_weights_need_model_name(real_weights, metro_clip, capsys):
+    assert main(["tag", str(metro_clip), "--weights", str(real_weights)]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_imagenet_model_refused(tiny_mn_checkpoint, capsys, tmp_path):
+    assert main(["tag", "x.wav", "--model", "mn01_im", "--weights", str(tiny_mn_checkpoint)]) == 2
+
+
+def test_models_and_info(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "dymn10_as" in out and "47.7" in out and "mn01_im" not in out
+    assert main(["models", "--all", "im"]) == 0
+    assert "mn01_im" in capsys.readouterr().out
+    assert main(["info", "dymn10_as"]) == 0
+    out = capsys.readouterr().out
+    assert "10,548,479" in out and "0.582 G" in out and "595" in out

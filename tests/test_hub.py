@@ -1,0 +1,185 @@
+"""Downloads against a local HTTP server on 127.0.0.1, checkpoint reading and writing."""
+
+import dataclasses
+import hashlib
+import http.server
+import threading
+
+import pytest
+import torch
+
+import dymn
+from dymn import hub
+from dymn.hub import WeightsError, download, fetch_pretrained, load_checkpoint, save_checkpoint
+from dymn.registry import get_pretrained_cfg
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict = {}
+    cut: set = set()
+    hits: list = []
+
+    def do_GET(self):  # noqa: N802
+        name = self.path.rsplit("/", 1)[-1]
+        self.hits.append(name)
+        if name not in self.files:
+            self.send_error(404)
+            return
+        body = self.files[name]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if name in self.cut:  # the connection drops half way
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def server():
+    _Handler.files, _Handler.cut, _Handler.hits = {}, set(), []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/", _Handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _weights_bytes(model, tmp_path):
+    p = tmp_path / "src.pt"
+    torch.save(model.state_dict(), p)
+    return p.read_bytes()
+
+
+@pytest.fixture()
+def entry(tmp_path, server, monkeypatch):
+    """mn01_as pointed at the local server, cache in a temp dir."""
+    base, handler = server
+    model = dymn.create_model("mn01_as")
+    data = _weights_bytes(model, tmp_path)
+    handler.files["mn01_as_mAP_298.pt"] = data
+    monkeypatch.setattr("dymn.registry.RELEASE_URL", base)
+    monkeypatch.setenv("DYMN_CACHE", str(tmp_path / "cache"))
+    cfg = dataclasses.replace(get_pretrained_cfg("mn01_as"), sha256=hashlib.sha256(data).hexdigest())
+    monkeypatch.setitem(dymn.registry._REGISTRY, "mn01_as", cfg)
+    return cfg, model, handler
+
+
+def test_pretrained_download_then_cache(entry, tmp_path):
+    cfg, ref, handler = entry
+    model = dymn.create_model("mn01_as", pretrained=True)
+    cached = tmp_path / "cache" / cfg.filename
+    assert cached.is_file() and handler.hits == [cfg.filename]
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+    dymn.create_model("mn01_as", pretrained=True)
+    assert handler.hits == [cfg.filename], "the second call must use the cache"
+    assert [p.name for p in cached.parent.iterdir()] == [cfg.filename]
+
+
+def test_cut_off_download_leaves_nothing(entry, tmp_path):
+    cfg, _, handler = entry
+    handler.cut.add(cfg.filename)
+    with pytest.raises(Exception):  # noqa: B017 (IncompleteRead or our own message)
+        fetch_pretrained(cfg, progress=False)
+    assert not list((tmp_path / "cache").iterdir())
+
+
+def test_sha_mismatch_rejected(entry, tmp_path, monkeypatch):
+    cfg, _, _ = entry
+    bad = dataclasses.replace(cfg, sha256="0" * 64)
+    with pytest.raises(WeightsError, match="sha256"):
+        fetch_pretrained(bad, progress=False)
+    assert not list((tmp_path / "cache").iterdir())
+
+
+def test_offline_error_names_url_and_place(tmp_path, monkeypatch):
+    monkeypatch.setattr("dymn.registry.RELEASE_URL", "http://127.0.0.1:9/")  # nothing listens there
+    monkeypatch.setenv("DYMN_CACHE", str(tmp_path))
+    cfg = get_pretrained_cfg("dymn10_as")
+    with pytest.raises(WeightsError) as err:
+        fetch_pretrained(cfg, progress=False)
+    msg = str(err.value)
+    assert "http://127.0.0.1:9/dymn10_as.pt" in msg and str(tmp_path / "dymn10_as.pt") in msg
+
+
+def test_http_404(server, tmp_path):
+    base, _ = server
+    with pytest.raises(Exception, match="404"):
+        download(base + "missing.pt", tmp_path / "x.pt", progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("DYMN_CACHE", str(tmp_path))
+    assert hub.cache_dir() == tmp_path
+    monkeypatch.delenv("DYMN_CACHE")
+    assert hub.cache_dir().parts[-2:] == (".cache", "dymn")
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_self_describing_round_trip(tmp_path, suffix):
+    model = dymn.create_model("dymn", width_mult=0.4, num_classes=3)
+    model.labels = ["dog", "cat", "bird"]
+    model.set_temperature(1.0)
+    path = save_checkpoint(model, tmp_path / f"m{suffix}")
+    ckpt = load_checkpoint(path)
+    assert ckpt.self_describing and ckpt.meta["labels"] == ["dog", "cat", "bird"]
+    again = dymn.create_model(weights=path)
+    assert again.labels == ["dog", "cat", "bird"] and again.temperature == 1.0
+    x = torch.randn(1, 1, 128, 60)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x)[0], model(x)[0])
+
+
+def test_plain_export_loads_like_official(tmp_path):
+    model = dymn.create_model("mn02_as")
+    path = save_checkpoint(model, tmp_path / "plain.pt", plain=True)
+    obj = torch.load(path, weights_only=True)
+    assert list(obj) == list(model.state_dict())
+    assert not load_checkpoint(path).self_describing
+
+
+class Evil:
+    """Stands for any pickled object: loading it could run code."""
+
+
+def test_refuses_pickled_objects(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": Evil()}, path)
+    with pytest.raises(WeightsError, match="refusing"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04garbage"])
+def test_garbage_files(tmp_path, content):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError):
+        load_checkpoint(path)
+
+
+def test_missing_weights_file(tmp_path):
+    with pytest.raises(WeightsError, match="no such weights file"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_atomic_save_keeps_previous_on_failure(tmp_path, monkeypatch):
+    model = dymn.create_model("mn01_as")
+    path = save_checkpoint(model, tmp_path / "m.pt")
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(model, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]

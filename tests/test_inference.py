@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+import dymn
+from dymn.inference import Tagger, top_tags
+
+
+@pytest.fixture(scope="module", params=["mn01_as", "dymn04_as"])
+def tagger(request):
+    model = dymn.create_model(request.param)
+    if model.arch == "dymn":
+        model.set_temperature(1)
+    return Tagger(model, batch_size=2)
+
+
+def test_batched_equals_one_by_one(tagger):
+    rng = np.random.default_rng(0)
+    waves = [
+        rng.standard_normal(n).astype(np.float32) * 0.1 for n in (32000, 16000, 32000, 32000, 700, 16000)
+    ]
+    batched = tagger.logits(waves)
+    single = np.concatenate([tagger.logits_batch(w[None]) for w in waves])
+    np.testing.assert_allclose(batched, single, atol=1e-4, rtol=0)
+    probs = tagger.predict(waves)
+    assert probs.shape == (6, 527) and (probs >= 0).all() and (probs <= 1).all()
+
+
+def test_top_tags_sorted():
+    tags = top_tags(np.array([0.1, 0.9, 0.5]), ["a", "b", "c"], top_k=2)
+    assert [(t.label, t.index) for t in tags] == [("b", 1), ("c", 2)]
+    assert len(top_tags(np.zeros(3), ["a", "b", "c"], top_k=0)) == 3
+
+
+def test_tag_files_skips_bad_and_keeps_order(tmp_path, tagger):
+    paths = []
+    for i, n in enumerate([32000, 8000, 32000]):
+        p = tmp_path / f"{i}.wav"
+        sf.write(p, np.random.default_rng(i).standard_normal(n) * 0.1, 32000)
+        paths.append(p)
+    bad = tmp_path / "bad.wav"
+    bad.write_text("nope")
+    errors = []
+    results = list(tagger.tag_files([paths[0], bad, paths[1], paths[2]], top_k=3,
+                                    on_error=lambda p, m: errors.append(m), chunk=2))  # fmt: skip
+    assert [r.file for r in results] == [str(p) for p in paths]
+    assert len(errors) == 1 and "bad.wav" in errors[0]
+    assert all(len(r.tags) == 3 for r in results)
+    assert results[1].duration == 0.25
+
+
+def test_cuda_unavailable_is_clear():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="CUDA"):
+        Tagger(dymn.create_model("mn01_as"), device="cuda")
