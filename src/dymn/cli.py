@@ -35,10 +35,19 @@ def _write_output(text: str, output: str | None) -> None:
     _atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-def _load_model(name: str | None, weights: str | None):
+def _load_model(name: str | None, weights: str | None, backend: str = "torch"):
     from .factory import create_model
     from .hub import load_checkpoint
 
+    if backend == "onnx":
+        from .export import OnnxModel
+
+        path = weights or name
+        if path is None or not str(path).endswith(".onnx") and weights is None:
+            raise UsageError("--backend onnx needs an exported file: --weights model.onnx")
+        return OnnxModel(path)
+    if weights is not None and str(weights).endswith(".onnx"):
+        raise UsageError(f"{weights} is an ONNX file: add --backend onnx")
     if weights is not None:
         if name is None and not load_checkpoint(weights).self_describing:
             raise UsageError(
@@ -76,7 +85,7 @@ def cmd_tag(args) -> int:
         raise UsageError("--batch-size must be at least 1")
     if args.output and not Path(args.output).parent.is_dir():
         raise UsageError(f"cannot write {args.output}: its folder does not exist")
-    model = _load_model(args.model, args.weights)
+    model = _load_model(args.model, args.weights, args.backend)
     if model.pretrained_cfg is not None and not model.pretrained_cfg.tagger:
         raise UsageError(f"{model.model_name} is an ImageNet initialisation with a random classifier; "
                          "use an AudioSet model such as dymn10_as")  # fmt: skip
@@ -167,6 +176,48 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_onnx, export_torchscript
+    from .factory import create_model
+
+    if args.model is None and args.weights is None:
+        raise UsageError("name a model with --model, or give a dymn checkpoint with --weights")
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist")
+    model = (
+        _load_model(args.model, args.weights)
+        if (args.weights or args.pretrained)
+        else create_model(args.model)
+    )
+    if args.format == "onnx":
+        path = export_onnx(model, out, with_frontend=args.with_frontend)
+    else:
+        path = export_torchscript(model, out, with_frontend=args.with_frontend)
+    inp = "waveform (batch, samples)" if args.with_frontend else "spectrogram (batch, 1, n_mels, frames)"
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input {inp}, outputs logits, embedding")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_benchmark
+    from .registry import get_pretrained_cfg
+
+    models = [m for m in args.models.split(",") if m]
+    for m in models:
+        get_pretrained_cfg(m)  # unknown names fail before any timing
+    try:
+        batches = [int(b) for b in args.batch.split(",")]
+    except ValueError:
+        raise UsageError(f"--batch takes comma-separated integers, got {args.batch!r}") from None
+    if any(b < 1 for b in batches) or args.threads < 0:
+        raise UsageError("batch sizes must be positive and --threads non-negative")
+    table = run_benchmark(models, batches, threads=args.threads or None, device=args.device,
+                          repeats=args.repeats, onnx=args.onnx, log=lambda m: _err(m))  # fmt: skip
+    _write_output(table, args.output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dymn", description="Efficient pre-trained audio taggers (MN, DyMN).")
     p.add_argument("--version", action="version", version=f"dymn {__version__}")
@@ -188,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--output", "-o", default=None, help="write results to this file (atomically)")
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    t.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="onnx: run a file written by `dymn export onnx` (give it as --weights)")  # fmt: skip
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on for more than 3 files on a terminal)")  # fmt: skip
     t.set_defaults(func=cmd_tag)
@@ -202,17 +255,41 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--weights", default=None, help="describe a local checkpoint instead")
     i.add_argument("--seconds", type=float, default=10.0, help="clip length for the MAC count (default 10)")
     i.set_defaults(func=cmd_info)
+
+    e = sub.add_parser("export", help="export a model to ONNX or TorchScript")
+    e.add_argument("format", choices=("onnx", "torchscript"))
+    e.add_argument(
+        "--model", default=None, help="registry name (architecture and, with --pretrained, weights)"
+    )
+    e.add_argument("--weights", default=None, help="local weights (dymn checkpoint or official state dict)")
+    e.add_argument("--pretrained", action="store_true", help="download the registry weights")
+    e.add_argument("--with-frontend", action="store_true", help="include the mel frontend: waveform input")
+    e.add_argument("--output", "-o", required=True, help="output file (written atomically)")
+    e.set_defaults(func=cmd_export)
+
+    b = sub.add_parser(
+        "bench", help="inference speed: reference-style vs eager vs optimized (markdown table)"
+    )
+    b.add_argument("--models", default="mn04_as,mn10_as,dymn04_as,dymn10_as,dymn20_as")
+    b.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
+    b.add_argument("--threads", type=int, default=2, help="torch threads (0 = torch's default)")
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--onnx", action="store_true", help="also time onnxruntime on an export of each model")
+    b.add_argument("--output", "-o", default=None, help="write the markdown table to this file")
+    b.set_defaults(func=cmd_bench)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     from .audio import AudioError
+    from .export import ExportError
     from .hub import WeightsError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, AudioError, WeightsError, ValueError) as exc:
+    except (UsageError, AudioError, WeightsError, ExportError, ValueError) as exc:
         _err(f"error: {exc}")
         return 2
     except KeyError as exc:  # unknown registry names

@@ -103,6 +103,7 @@ class MelFrontend(nn.Module):
         self.fmin, self.fmax = float(fmin), float(fmax)
         self.fmin_aug_range, self.fmax_aug_range = fmin_aug_range, fmax_aug_range
         kaldi_mel_banks(n_mels, n_fft, sample_rate, self.fmin, self.fmax)  # validate early
+        self.conv_stft = False  # True: STFT as a convolution (used for ONNX export)
         self.register_buffer("window", torch.hann_window(win_length, periodic=False), persistent=False)
         self.register_buffer(
             "mel_basis",
@@ -134,14 +135,39 @@ class MelFrontend(nn.Module):
     def num_frames(self, num_samples: int) -> int:
         return 1 + (max(num_samples, self.min_samples) - 1) // self.hop_length
 
+    def _dft_basis(self) -> torch.Tensor:
+        """(2 * bins, 1, win_length): the window times cos / -sin of each bin, for a conv STFT."""
+        bins = self.n_fft // 2 + 1
+        offset = (self.n_fft - self.win_length) // 2  # torch centres a short window in n_fft
+        n = torch.arange(self.win_length, dtype=torch.float64) + offset
+        k = torch.arange(bins, dtype=torch.float64)[:, None]
+        ang = 2 * math.pi * k * n / self.n_fft
+        w = self.window.double()
+        return torch.cat([w * torch.cos(ang), -w * torch.sin(ang)]).float().unsqueeze(1)
+
+    def _conv_stft_power(self, x: torch.Tensor) -> torch.Tensor:
+        # STFT as a strided convolution with the DFT basis: exports to any ONNX runtime
+        if not hasattr(self, "_basis") or self._basis.device != x.device:
+            self._basis = self._dft_basis().to(x.device)
+        pad = self.n_fft // 2
+        frames = 1 + (x.shape[1] - 1) // self.hop_length
+        x = torch.nn.functional.pad(x.unsqueeze(1), (pad, pad), mode="reflect")
+        offset = (self.n_fft - self.win_length) // 2
+        x = x[:, :, offset : offset + (frames - 1) * self.hop_length + self.win_length]
+        y = torch.nn.functional.conv1d(x, self._basis, stride=self.hop_length)
+        bins = self.n_fft // 2 + 1
+        return y[:, :bins].square() + y[:, bins:].square()
+
     def power_spectrogram(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-emphasis + STFT power, (B, n_fft // 2 + 1, T)."""
         if x.dim() != 2:
             raise ValueError(f"expected a waveform batch of shape (B, N), got {tuple(x.shape)}")
         x = x.float()
-        if x.shape[1] < self.min_samples:
-            x = torch.nn.functional.pad(x, (0, self.min_samples - x.shape[1]))
+        # zero-pad inputs too short for the reflect padding (unconditional, so it also exports)
+        x = torch.nn.functional.pad(x, (0, max(0, self.min_samples - x.shape[1])))
         x = x[:, 1:] - 0.97 * x[:, :-1]
+        if self.conv_stft:
+            return self._conv_stft_power(x)
         spec = torch.stft(
             x,
             self.n_fft,

@@ -67,11 +67,18 @@ class Tagger:
         device: str | torch.device | None = "cpu",
         batch_size: int = 8,
         amp: bool | None = None,
+        fast: bool = True,
     ):
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         self.device = resolve_device(device)
+        if fast and isinstance(model, nn.Module):
+            from .optimize import optimize
+
+            # same outputs (within 1e-4), faster; the caller's model is left untouched
+            model = optimize(model, device=self.device, micro_batch=1 if self.device.type == "cpu" else None)
         self.model = model.to(self.device).eval()
+        self.takes_waveform = bool(getattr(model, "takes_waveform", False))
         self.frontend = MelFrontend.from_config(model.frontend_config).to(self.device).eval()
         self.labels: list[str] = list(model.labels)
         self.sample_rate = model.frontend_config.sample_rate
@@ -99,9 +106,11 @@ class Tagger:
         x = torch.as_tensor(waves, dtype=torch.float32, device=self.device)
         if x.dim() == 1:
             x = x[None]
-        spec = self.frontend(x).unsqueeze(1)
         with self._autocast():
-            logits, _ = self.model(spec)
+            if self.takes_waveform:  # an exported model with its own frontend
+                logits, _ = self.model(x)
+            else:
+                logits, _ = self.model(self.frontend(x).unsqueeze(1))
         return logits.float().cpu().numpy()
 
     def logits(self, waves: Sequence[np.ndarray]) -> np.ndarray:
