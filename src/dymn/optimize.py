@@ -168,7 +168,7 @@ class FastContextGen(nn.Module):
         return F.avg_pool1d(h.transpose(1, 2), 3, self.stride, 1).transpose(1, 2)
 
     def forward(self, x: torch.Tensor):
-        b, f = x.shape[0], x.shape[2]
+        f = x.shape[2]
         seq = torch.cat([x.mean(dim=3), x.mean(dim=2)], dim=2).transpose(1, 2)  # (B, F+T, C)
         h = F.hardswish(self.joint(seq))  # (B, F+T, H)
         h_c = h.mean(dim=1)
