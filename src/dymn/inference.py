@@ -76,7 +76,7 @@ class Tagger:
             from .optimize import optimize
 
             # same outputs (within 1e-4), faster; the caller's model is left untouched
-            model = optimize(model, device=self.device, micro_batch=1 if self.device.type == "cpu" else None)
+            model = optimize(model, device=self.device)
         self.model = model.to(self.device).eval()
         self.takes_waveform = bool(getattr(model, "takes_waveform", False))
         self.frontend = MelFrontend.from_config(model.frontend_config).to(self.device).eval()
