@@ -70,3 +70,11 @@ def tiny_mn_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "mn01.pt"
     dymn.save_checkpoint(model, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tagger():
+    """A Tagger around a random mn01 (fast; no weights needed)."""
+    import dymn
+
+    return dymn.Tagger(dymn.create_model("mn01_as"), batch_size=4)

@@ -46,6 +46,12 @@ def _load_model(name: str | None, weights: str | None, backend: str = "torch"):
         if path is None or not str(path).endswith(".onnx") and weights is None:
             raise UsageError("--backend onnx needs an exported file: --weights model.onnx")
         return OnnxModel(path)
+    if name is not None and "," in name:
+        if weights is not None:
+            raise UsageError("--weights cannot be combined with an ensemble (--model a,b,c)")
+        from .ensemble import create_ensemble
+
+        return create_ensemble(name)
     if weights is not None and str(weights).endswith(".onnx"):
         raise UsageError(f"{weights} is an ONNX file: add --backend onnx")
     if weights is not None:
@@ -75,6 +81,13 @@ def _format_results(results, fmt: str) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def _refuse_imagenet(model) -> None:
+    cfg = getattr(model, "pretrained_cfg", None)
+    if cfg is not None and not cfg.tagger:
+        raise UsageError(f"{model.model_name} is an ImageNet initialisation with a random classifier; "
+                         "use an AudioSet model such as dymn10_as")  # fmt: skip
+
+
 def cmd_tag(args) -> int:
     from .audio import find_audio_files
     from .inference import Tagger
@@ -86,13 +99,12 @@ def cmd_tag(args) -> int:
     if args.output and not Path(args.output).parent.is_dir():
         raise UsageError(f"cannot write {args.output}: its folder does not exist")
     model = _load_model(args.model, args.weights, args.backend)
-    if model.pretrained_cfg is not None and not model.pretrained_cfg.tagger:
-        raise UsageError(f"{model.model_name} is an ImageNet initialisation with a random classifier; "
-                         "use an AudioSet model such as dymn10_as")  # fmt: skip
+    _refuse_imagenet(model)
     tagger = Tagger(model, device=args.device, batch_size=args.batch_size)
     files, problems = find_audio_files(args.paths)
     for p in problems:
         _err(f"skipped {p}")
+
     failed = len(problems)
     progress = args.progress if args.progress is not None else (len(files) > 3 and sys.stderr.isatty())
 
@@ -176,6 +188,144 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _event_config(args):
+    from .timeline import EventConfig
+
+    for name in ("threshold", "low_threshold"):
+        v = getattr(args, name)
+        if v is not None and not 0 <= v <= 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1")
+    if args.median < 1 or args.median % 2 == 0:
+        raise UsageError("--median must be an odd number of windows (1 = no smoothing)")
+    return EventConfig(threshold=args.threshold, low=args.low_threshold, median=args.median,
+                       merge_gap=args.merge_gap, min_duration=args.min_duration)  # fmt: skip
+
+
+def cmd_timeline(args) -> int:
+    from .audio import audio_info
+    from .inference import Tagger
+    from .timeline import detect_events, plot_timeline, timeline
+
+    for opt in ("scores", "plot", "output"):
+        val = getattr(args, opt)
+        if val and not Path(val).parent.is_dir():
+            raise UsageError(f"cannot write {val}: its folder does not exist")
+    cfg = _event_config(args)
+    if args.window <= 0 or args.hop <= 0:
+        raise UsageError("--window and --hop must be positive")
+    if args.hop > args.window:
+        raise UsageError(f"--hop ({args.hop} s) must not be larger than --window ({args.window} s)")
+    audio_info(args.file)  # a bad file fails before the model is loaded
+    model = _load_model(args.model, args.weights)
+    _refuse_imagenet(model)
+    tagger = Tagger(model, device=args.device, batch_size=args.batch_size)
+    tl = timeline(args.file, window=args.window, hop=args.hop, tagger=tagger)
+    events = detect_events(tl, cfg)
+    if args.scores:
+        _write_scores(tl, args.scores)
+    if args.plot:
+        plot_timeline(tl, args.plot, top=args.plot_top, events=events)
+    if args.format == "json":
+        top = tl.top_classes(args.top_k) if args.top_k else list(range(len(tl.labels)))
+        doc = {
+            "file": args.file, "duration": round(tl.duration, 4), "window": tl.window, "hop": tl.hop,
+            "model": getattr(model, "model_name", None),
+            "events": [e.to_dict() for e in events],
+            "windows": [
+                {"start": round(float(s), 4), "end": round(float(e), 4),
+                 "scores": {tl.labels[i]: round(float(p[i]), 4) for i in top}}
+                for s, e, p in zip(tl.starts, tl.ends, tl.probs)
+            ],
+        }  # fmt: skip
+        text = json.dumps(doc, indent=1) + "\n"
+    elif args.format == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["file", "label", "index", "onset", "offset", "peak"])
+        for e in events:
+            w.writerow([args.file, e.label, e.index, f"{e.onset:.3f}", f"{e.offset:.3f}", f"{e.peak:.4f}"])
+        text = buf.getvalue()
+    else:
+        n = len(tl.starts)
+        lines = [f"{args.file} ({tl.duration:.2f} s, {n} windows of {tl.window:g} s every {tl.hop:g} s)"]
+        lines += [f"  {e.onset:9.2f} - {e.offset:9.2f} s  {e.label} (peak {e.peak:.2f})" for e in events]
+        if not events:
+            lines.append("  no events above the threshold")
+        text = "\n".join(lines) + "\n"
+    _write_output(text, args.output)
+    return 0
+
+
+def _write_scores(tl, path) -> None:
+    from .hub import _atomic_write
+
+    def write(tmp):
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["start", "end", *tl.labels])
+            for s, e, p in zip(tl.starts, tl.ends, tl.probs):
+                w.writerow([f"{s:.3f}", f"{e:.3f}", *(f"{v:.4f}" for v in p)])
+
+    _atomic_write(Path(path), write)
+
+
+def cmd_embed(args) -> int:
+    from .audio import find_audio_files
+    from .embed import embed
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist")
+    if args.timestamps and (args.window <= 0 or args.hop <= 0 or args.hop > args.window):
+        raise UsageError("--window and --hop must be positive, and --hop not larger than --window")
+    model = _load_model(args.model, args.weights)
+    files, problems = find_audio_files(args.paths)
+    failed = len(problems)
+    for p in problems:
+        _err(f"skipped {p}")
+
+    def on_error(path, msg):
+        nonlocal failed
+        failed += 1
+        _err(f"skipped {msg}")
+
+    result = embed(files, model=model, timestamps=args.timestamps, window=args.window, hop=args.hop,
+                   batch_size=args.batch_size, device=args.device, on_error=on_error)  # fmt: skip
+    result.save(out)
+    extra = f", {len(result.window)} window embeddings" if result.window is not None else ""
+    print(f"wrote {out}: {len(result.files)} clip embeddings of {result.clip.shape[1]} dims{extra}")
+    if failed:
+        _err(f"{failed} of {len(files) + len(problems)} input(s) failed")
+        return 1
+    return 0
+
+
+def cmd_listen(args) -> int:
+    from .inference import Tagger
+    from .live import LiveTagger, microphone_blocks, pcm_blocks, run_live
+
+    if args.hop <= 0 or args.window <= 0 or args.hop > args.window:
+        raise UsageError("--window and --hop must be positive, and --hop not larger than --window")
+    model = _load_model(args.model, args.weights)
+    _refuse_imagenet(model)
+    tagger = Tagger(model, device=args.device, batch_size=1)
+    live = LiveTagger(tagger, window=args.window, hop=args.hop, threshold=args.threshold, top_k=args.top_k)
+    sr = tagger.sample_rate
+    if args.stdin:
+        blocks = pcm_blocks(sys.stdin.buffer, args.rate, sr, args.pcm_format, args.channels)
+    else:
+        try:
+            blocks = microphone_blocks(sr)
+            first = next(blocks)
+        except RuntimeError as exc:
+            raise UsageError(str(exc)) from None
+        import itertools
+
+        blocks = itertools.chain([first], blocks)
+    run_live(blocks, live)
+    return 0
+
+
 def cmd_export(args) -> int:
     from .export import export_onnx, export_torchscript
     from .factory import create_model
@@ -256,6 +406,54 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--seconds", type=float, default=10.0, help="clip length for the MAC count (default 10)")
     i.set_defaults(func=cmd_info)
 
+    def model_args(sp, default_help=f"registry name, or a,b,c for an ensemble (default {DEFAULT_MODEL})"):
+        sp.add_argument("--model", default=None, help=default_help)
+        sp.add_argument(
+            "--weights", default=None, help="local weights: a dymn checkpoint or an official state dict"
+        )
+        sp.add_argument("--batch-size", type=int, default=8)
+        sp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+
+    tl = sub.add_parser("timeline", help="class probabilities over time and events, for audio of any length")
+    tl.add_argument("file", help="an audio file (decoded in blocks: hours are fine)")
+    model_args(tl)
+    tl.add_argument("--window", type=float, default=10.0, help="window length in seconds (default 10)")
+    tl.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
+    tl.add_argument("--threshold", type=float, default=0.5, help="event threshold (default 0.5)")
+    tl.add_argument("--low-threshold", type=float, default=None, help="hysteresis: stay active above this")
+    tl.add_argument("--median", type=int, default=1, help="median smoothing over N windows (odd; default 1)")
+    tl.add_argument("--merge-gap", type=float, default=0.0, help="merge events closer than this (s)")
+    tl.add_argument("--min-duration", type=float, default=0.0, help="drop shorter events (s)")
+    tl.add_argument("--format", choices=("text", "csv", "json"), default="text",
+                    help="events as text or CSV; JSON adds per-window scores of the top classes")  # fmt: skip
+    tl.add_argument("--top-k", type=int, default=10, help="classes per window in JSON (0 = all)")
+    tl.add_argument("--output", "-o", default=None, help="write events / JSON to this file")
+    tl.add_argument("--scores", default=None, help="write every window's 527 probabilities as CSV")
+    tl.add_argument("--plot", default=None, help="draw the top classes over time to this PNG/SVG/PDF")
+    tl.add_argument("--plot-top", type=int, default=8)
+    tl.set_defaults(func=cmd_timeline)
+
+    em = sub.add_parser("embed", help="clip (and per-window) embeddings to an .npz file")
+    em.add_argument("paths", nargs="+", metavar="PATH")
+    model_args(em)
+    em.add_argument("--out", required=True, help="output .npz (written atomically)")
+    em.add_argument("--timestamps", action="store_true", help="also per-window embeddings with times")
+    em.add_argument("--window", type=float, default=10.0)
+    em.add_argument("--hop", type=float, default=1.0)
+    em.set_defaults(func=cmd_embed)
+
+    li = sub.add_parser("listen", help="live tagging from the microphone or raw PCM on stdin")
+    model_args(li)
+    li.add_argument("--stdin", action="store_true", help="read raw PCM from standard input")
+    li.add_argument("--rate", type=int, default=16000, help="stdin sample rate (default 16000)")
+    li.add_argument("--channels", type=int, default=1, help="stdin channels, interleaved (default 1)")
+    li.add_argument("--pcm-format", choices=("s16le", "s32le", "f32le"), default="s16le")
+    li.add_argument("--window", type=float, default=10.0)
+    li.add_argument("--hop", type=float, default=1.0)
+    li.add_argument("--threshold", type=float, default=0.3, help="announce events above this (default 0.3)")
+    li.add_argument("--top-k", type=int, default=3)
+    li.set_defaults(func=cmd_listen)
+
     e = sub.add_parser("export", help="export a model to ONNX or TorchScript")
     e.add_argument("format", choices=("onnx", "torchscript"))
     e.add_argument(
@@ -289,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, AudioError, WeightsError, ExportError, ValueError) as exc:
+    except (UsageError, AudioError, WeightsError, ExportError, ValueError, ImportError) as exc:
         _err(f"error: {exc}")
         return 2
     except KeyError as exc:  # unknown registry names

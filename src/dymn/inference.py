@@ -72,7 +72,7 @@ class Tagger:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         self.device = resolve_device(device)
-        if fast and isinstance(model, nn.Module):
+        if fast and getattr(model, "arch", None) in ("mn", "dymn"):
             from .optimize import optimize
 
             # same outputs (within 1e-4), faster; the caller's model is left untouched
@@ -101,17 +101,21 @@ class Tagger:
         return contextlib.nullcontext()
 
     @torch.inference_mode()
-    def logits_batch(self, waves: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Logits for a (B, N) batch of equal-length waveforms."""
+    def run_batch(self, waves: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, embeddings) for a (B, N) batch of equal-length waveforms."""
         x = torch.as_tensor(waves, dtype=torch.float32, device=self.device)
         if x.dim() == 1:
             x = x[None]
         with self._autocast():
-            if self.takes_waveform:  # an exported model with its own frontend
-                logits, _ = self.model(x)
+            if self.takes_waveform:  # an ensemble or an exported model with its own frontend
+                logits, emb = self.model(x)
             else:
-                logits, _ = self.model(self.frontend(x).unsqueeze(1))
-        return logits.float().cpu().numpy()
+                logits, emb = self.model(self.frontend(x).unsqueeze(1))
+        return logits.float().cpu().numpy(), emb.float().cpu().numpy()
+
+    def logits_batch(self, waves: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Logits for a (B, N) batch of equal-length waveforms."""
+        return self.run_batch(waves)[0]
 
     def logits(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         """Logits (len(waves), C) for clips of any lengths, batched by equal length."""

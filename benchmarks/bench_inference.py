@@ -1,0 +1,42 @@
+"""Inference speed table (markdown): reference-style forward vs dymn eager vs dymn.optimize vs onnxruntime.
+
+    python benchmarks/bench_inference.py [--models mn04_as,...] [--batch 1,8] [--threads 2] [--onnx]
+                                         [--out benchmarks/results/inference-cpu.md]
+
+Same as `dymn bench`; ms per 10 s clip, minimum over rounds; GEMM rate measured in the same run.
+"""
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from dymn.bench import run_benchmark
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="mn04_as,mn10_as,dymn04_as,dymn10_as,dymn20_as")
+    p.add_argument("--batch", default="1,8")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--onnx", action="store_true")
+    p.add_argument("--out", default=None)
+    a = p.parse_args()
+    table = run_benchmark(a.models.split(","), [int(b) for b in a.batch.split(",")], threads=a.threads,
+                          device=a.device, repeats=a.repeats, onnx=a.onnx,
+                          log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+    cpu = platform.processor() or platform.machine()
+    header = f"torch {torch.__version__}, {cpu}, {torch.get_num_threads()} threads\n\n"
+    print(header + table)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(header + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
