@@ -11,10 +11,7 @@ EXPECTED = {"Train": 0.727, "Rail transport": 0.578, "Railroad car, train wagon"
 
 
 def test_tag_real_checkpoint_text(real_weights, metro_clip, capsys):
-    assert (
-        main(["tag", str(metro_clip), "--model", "mn04_as", "--weights", str(real_weights), "--top-k", "4"])
-        == 0
-    )
+    assert main(["tag", str(metro_clip), "--model", "mn04_as", "--weights", str(real_weights), "--top-k", "4"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("(10.00 s)")
     got = {line.strip().rsplit(": ", 1)[0]: float(line.rsplit(": ", 1)[1]) for line in out[1:]}

@@ -27,9 +27,7 @@ def test_clip_and_window_embeddings(clips, tmp_path):
     assert list(res.window_start) == [0.0, 0.0, 0.5, 1.0, 1.5]
     # a clip embedding equals the model's embedding of the whole clip
     tagger = dymn.Tagger(model)
-    np.testing.assert_allclose(
-        res.clip[1], tagger.run_batch(dymn.load_audio(clips[1])[None])[1][0], atol=1e-5
-    )
+    np.testing.assert_allclose(res.clip[1], tagger.run_batch(dymn.load_audio(clips[1])[None])[1][0], atol=1e-5)
     path = res.save(tmp_path / "e.npz")
     data = np.load(path)
     assert data["embeddings"].shape == (2, 96) and data["window_embeddings"].shape == (5, 96)

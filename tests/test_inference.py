@@ -16,9 +16,7 @@ def tagger(request):
 
 def test_batched_equals_one_by_one(tagger):
     rng = np.random.default_rng(0)
-    waves = [
-        rng.standard_normal(n).astype(np.float32) * 0.1 for n in (32000, 16000, 32000, 32000, 700, 16000)
-    ]
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (32000, 16000, 32000, 32000, 700, 16000)]
     batched = tagger.logits(waves)
     single = np.concatenate([tagger.logits_batch(w[None]) for w in waves])
     np.testing.assert_allclose(batched, single, atol=1e-4, rtol=0)

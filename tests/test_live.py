@@ -67,6 +67,4 @@ def test_cli_listen_stdin(monkeypatch, tiny_mn_checkpoint, capsys):
     assert main(["listen", "--stdin", "--rate", "16000", "--weights", str(tiny_mn_checkpoint),
                  "--window", "2", "--hop", "1"]) == 0  # fmt: skip
     assert len(capsys.readouterr().out.strip().splitlines()) >= 3
-    assert (
-        main(["listen", "--stdin", "--weights", str(tiny_mn_checkpoint), "--hop", "5", "--window", "2"]) == 2
-    )
+    assert main(["listen", "--stdin", "--weights", str(tiny_mn_checkpoint), "--hop", "5", "--window", "2"]) == 2

@@ -60,10 +60,7 @@ def test_width_from_entry_not_from_name():
 
 
 def test_sha_and_map():
-    assert (
-        get_pretrained_cfg("mn04_as").sha256
-        == "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
-    )
+    assert get_pretrained_cfg("mn04_as").sha256 == "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
     assert get_pretrained_cfg("dymn10_as").map == 47.7
     assert get_pretrained_cfg("dymn10_as").macs_g == 0.58
 

@@ -335,11 +335,7 @@ def cmd_export(args) -> int:
     out = Path(args.output)
     if not out.parent.is_dir():
         raise UsageError(f"cannot write {out}: folder {out.parent} does not exist")
-    model = (
-        _load_model(args.model, args.weights)
-        if (args.weights or args.pretrained)
-        else create_model(args.model)
-    )
+    model = _load_model(args.model, args.weights) if (args.weights or args.pretrained) else create_model(args.model)
     if args.format == "onnx":
         path = export_onnx(model, out, with_frontend=args.with_frontend)
     else:
@@ -375,15 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     t = sub.add_parser("tag", help="tag audio files with AudioSet (or a fine-tuned model's) classes")
-    t.add_argument(
-        "paths", nargs="+", metavar="PATH", help="audio files or directories (searched recursively)"
-    )
-    t.add_argument(
-        "--model", default=None, help=f"registry name (default {DEFAULT_MODEL}; see `dymn models`)"
-    )
-    t.add_argument(
-        "--weights", default=None, help="local weights: a dymn checkpoint or an official state dict"
-    )
+    t.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories (searched recursively)")
+    t.add_argument("--model", default=None, help=f"registry name (default {DEFAULT_MODEL}; see `dymn models`)")
+    t.add_argument("--weights", default=None, help="local weights: a dymn checkpoint or an official state dict")
     t.add_argument("--top-k", type=int, default=10, help="tags per file; 0 = all classes (default 10)")
     t.add_argument("--format", choices=("text", "json", "csv"), default="text")
     t.add_argument("--output", "-o", default=None, help="write results to this file (atomically)")
@@ -408,9 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(sp, default_help=f"registry name, or a,b,c for an ensemble (default {DEFAULT_MODEL})"):
         sp.add_argument("--model", default=None, help=default_help)
-        sp.add_argument(
-            "--weights", default=None, help="local weights: a dymn checkpoint or an official state dict"
-        )
+        sp.add_argument("--weights", default=None, help="local weights: a dymn checkpoint or an official state dict")
         sp.add_argument("--batch-size", type=int, default=8)
         sp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
 
@@ -456,18 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a model to ONNX or TorchScript")
     e.add_argument("format", choices=("onnx", "torchscript"))
-    e.add_argument(
-        "--model", default=None, help="registry name (architecture and, with --pretrained, weights)"
-    )
+    e.add_argument("--model", default=None, help="registry name (architecture and, with --pretrained, weights)")
     e.add_argument("--weights", default=None, help="local weights (dymn checkpoint or official state dict)")
     e.add_argument("--pretrained", action="store_true", help="download the registry weights")
     e.add_argument("--with-frontend", action="store_true", help="include the mel frontend: waveform input")
     e.add_argument("--output", "-o", required=True, help="output file (written atomically)")
     e.set_defaults(func=cmd_export)
 
-    b = sub.add_parser(
-        "bench", help="inference speed: reference-style vs eager vs optimized (markdown table)"
-    )
+    b = sub.add_parser("bench", help="inference speed: reference-style vs eager vs optimized (markdown table)")
     b.add_argument("--models", default="mn04_as,mn10_as,dymn04_as,dymn10_as,dymn20_as")
     b.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
     b.add_argument("--threads", type=int, default=2, help="torch threads (0 = torch's default)")
@@ -476,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--onnx", action="store_true", help="also time onnxruntime on an export of each model")
     b.add_argument("--output", "-o", default=None, help="write the markdown table to this file")
     b.set_defaults(func=cmd_bench)
+    from .train.cli import register
+
+    register(sub)
     return p
 
 
@@ -487,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, AudioError, WeightsError, ExportError, ValueError, ImportError) as exc:
+    except (UsageError, AudioError, WeightsError, ExportError, ValueError, ImportError, OSError) as exc:
         _err(f"error: {exc}")
         return 2
     except KeyError as exc:  # unknown registry names

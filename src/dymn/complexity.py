@@ -70,9 +70,7 @@ def count_macs(model: nn.Module, spec_shape: tuple[int, int, int, int] = (1, 1, 
     return MacReport(sum(counts.values()), **counts)
 
 
-def receptive_field(
-    model: nn.Module, spec_shape: tuple[int, int, int, int] = (1, 1, 128, 1000)
-) -> tuple[int, int]:
+def receptive_field(model: nn.Module, spec_shape: tuple[int, int, int, int] = (1, 1, 128, 1000)) -> tuple[int, int]:
     """Receptive field (frequency bins, time frames) of the final feature map, from every spatial conv."""
     layers: list[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] = []
 
@@ -83,9 +81,7 @@ def receptive_field(
             k, s, d = m.kernel_size, m.stride, m.dilation
         layers.append((k, s, d))
 
-    handles = [
-        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, DynamicConv))
-    ]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, DynamicConv))]
     try:
         with torch.inference_mode():
             model.eval()(torch.zeros(spec_shape))

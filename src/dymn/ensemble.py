@@ -28,9 +28,7 @@ class Ensemble(nn.Module):
         first = models[0]
         for m in models[1:]:
             if list(m.labels) != list(first.labels):
-                raise ValueError(
-                    f"cannot ensemble {first.model_name} and {m.model_name}: their label sets differ"
-                )
+                raise ValueError(f"cannot ensemble {first.model_name} and {m.model_name}: their label sets differ")
             if m.frontend_config.sample_rate != first.frontend_config.sample_rate:
                 raise ValueError(
                     f"cannot ensemble {first.model_name} and {m.model_name}: sample rates differ "
@@ -53,9 +51,7 @@ class Ensemble(nn.Module):
         return torch.stack(logits).mean(dim=0), torch.cat(embeddings, dim=1)
 
 
-def create_ensemble(
-    models: Sequence[str | nn.Module], pretrained: bool = True, fast: bool = True
-) -> Ensemble:
+def create_ensemble(models: Sequence[str | nn.Module], pretrained: bool = True, fast: bool = True) -> Ensemble:
     """An :class:`Ensemble` from registry names (weights downloaded) or ready models.
 
     ``fast`` runs each member through :func:`dymn.optimize` (same outputs, faster inference).

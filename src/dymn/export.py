@@ -80,9 +80,7 @@ def _meta(model: nn.Module, with_frontend: bool) -> dict:
     }
 
 
-def export_onnx(
-    model: nn.Module, path: str | os.PathLike, with_frontend: bool = False, opset: int = 18
-) -> Path:
+def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool = False, opset: int = 18) -> Path:
     """Write ``model`` as ONNX with dynamic batch and time axes; labels and frontend go in the metadata.
 
     Input ``spectrogram`` (B, 1, n_mels, T), or ``waveform`` (B, N) with ``with_frontend``; outputs
@@ -164,9 +162,7 @@ class OnnxModel:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(
-                str(path), opts, providers=providers or ["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:
             msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"{path}: not a valid ONNX model ({msg})") from None

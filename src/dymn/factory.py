@@ -25,9 +25,7 @@ def _build(arch: str, options: dict) -> nn.Module:
     valid = {f.name for f in dataclasses.fields(cfg_cls)}
     unknown = sorted(set(options) - valid)
     if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} for {arch}; valid: {', '.join(sorted(valid))}"
-        )
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {arch}; valid: {', '.join(sorted(valid))}")
     return cls(cfg_cls(**options))
 
 
@@ -145,9 +143,7 @@ def create_model(
     elif name in ARCHS:
         arch, options, frontend, label_spec = name, {}, FrontendConfig(), "audioset"
     else:
-        raise ValueError(
-            "create_model needs a model name unless weights is a self-describing dymn checkpoint"
-        )
+        raise ValueError("create_model needs a model name unless weights is a self-describing dymn checkpoint")
 
     options.update(overrides)
     head_type = options.get("head_type", "mlp")

@@ -145,9 +145,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         return Checkpoint(obj["state_dict"], meta, str(p))
     if _is_state_dict(obj):
         return Checkpoint(obj, None, str(p))
-    if isinstance(obj, dict) and _is_state_dict(
-        obj.get("state_dict")
-    ):  # e.g. {"state_dict": ..., "epoch": ...}
+    if isinstance(obj, dict) and _is_state_dict(obj.get("state_dict")):  # e.g. {"state_dict": ..., "epoch": ...}
         return Checkpoint(obj["state_dict"], None, str(p))
     raise WeightsError(f"{p}: does not contain a model state dict")
 

@@ -71,9 +71,7 @@ class FusedDynamicConv(nn.Module):
         self.register_buffer("bias", bias.detach().clone())
         if static and not self.pointwise:
             # (out*K, in/g, kh, kw): each group's K kernels adjacent, so output channel = c*K + k
-            w = kernels.transpose(0, 1).reshape(
-                self.out_ch * self.k, self.in_ch // self.groups, self.kernel_size, -1
-            )
+            w = kernels.transpose(0, 1).reshape(self.out_ch * self.k, self.in_ch // self.groups, self.kernel_size, -1)
             self.register_buffer("static_weight", w.contiguous())
 
     def attention(self, h_c: torch.Tensor) -> torch.Tensor:

@@ -35,9 +35,7 @@ def stream_audio(
         _check_truncated(p, f)
         sr = f.samplerate
         resampler = (
-            soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ")
-            if sr != sample_rate
-            else None
+            soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ") if sr != sample_rate else None
         )
         block = max(1, int(block_seconds * sr))
         any_audio = False
@@ -109,9 +107,7 @@ def _check_window_hop(window: float, hop: float) -> None:
     if not (hop > 0 and math.isfinite(hop)):
         raise ValueError(f"hop must be a positive number of seconds, got {hop}")
     if hop > window:
-        raise ValueError(
-            f"hop ({hop} s) must not be larger than the window ({window} s): audio would be skipped"
-        )
+        raise ValueError(f"hop ({hop} s) must not be larger than the window ({window} s): audio would be skipped")
 
 
 def timeline(
@@ -313,9 +309,7 @@ def _merge(events: list[Event], gap: float) -> list[Event]:
     for ev in sorted(events, key=lambda e: (e.index, e.onset)):
         if out and out[-1].index == ev.index and ev.onset - out[-1].offset <= gap:
             last = out[-1]
-            out[-1] = Event(
-                last.label, last.index, last.onset, max(last.offset, ev.offset), max(last.peak, ev.peak)
-            )
+            out[-1] = Event(last.label, last.index, last.onset, max(last.offset, ev.offset), max(last.peak, ev.peak))
         else:
             out.append(ev)
     return out

@@ -16,9 +16,7 @@ def test_context_dims_match_spec():
         assert [b.context_gen.joint_conv.out_channels for b in m.layers] == expected
 
 
-@pytest.mark.parametrize(
-    "k,groups,stride", [(1, 1, 1), (3, 8, 1), (3, 8, 2), (5, 8, 2), (3, 1, 1), (1, 1, 2)]
-)
+@pytest.mark.parametrize("k,groups,stride", [(1, 1, 1), (3, 8, 1), (3, 8, 2), (5, 8, 2), (3, 1, 1), (1, 1, 2)])
 def test_dynamic_conv_equals_per_example_conv(k, groups, stride):
     torch.manual_seed(0)
     conv = DynamicConv(8, 16 if groups == 1 else 8, context_dim=12, kernel_size=k, stride=stride,

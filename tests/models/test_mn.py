@@ -38,9 +38,7 @@ def test_time_se_needs_its_input_length():
         _run(m, frames=90)
 
 
-@pytest.mark.parametrize(
-    "strides,size", [((2, 2, 2, 2), (4, 32)), ((2, 2, 2, 1), (8, 63)), ((2, 2, 1, 1), (16, 125))]
-)
+@pytest.mark.parametrize("strides,size", [((2, 2, 2, 2), (4, 32)), ((2, 2, 2, 1), (8, 63)), ((2, 2, 1, 1), (16, 125))])
 def test_strides_set_final_map(strides, size):
     m = MN(width_mult=0.1, strides=strides).eval()
     with torch.no_grad():

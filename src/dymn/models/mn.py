@@ -156,9 +156,7 @@ class MN(nn.Module):
         super().__init__()
         config = config or MNConfig(**kwargs)
         self.config = config
-        blocks, last_channel = block_table(
-            config.width_mult, config.strides, config.reduced_tail, config.dilated
-        )
+        blocks, last_channel = block_table(config.width_mult, config.strides, config.reduced_tail, config.dilated)
         c0 = blocks[0].in_ch
         layers: list[nn.Module] = [ConvNormAct(1, c0, 3, stride=2, act="HS")]
         # SE on the frequency / time axis needs the map size at each block: follow it from the input size

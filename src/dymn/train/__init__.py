@@ -1,0 +1,1 @@
+"""Training and fine-tuning on PyTorch Lightning (install the ``[train]`` extra)."""

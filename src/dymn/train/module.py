@@ -1,0 +1,226 @@
+"""The LightningModule: frontend augmentation, mixup, label + distillation losses, schedules, metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from ..frontend import MelFrontend
+from .losses import kd_loss, label_loss, mix, mixup_lambdas
+from .metrics import summarize
+from .schedule import exp_warmup_linear_down
+
+
+@dataclass
+class TrainConfig:
+    """Every hyperparameter of a run (recipe defaults, overridable from the CLI)."""
+
+    epochs: int = 80
+    batch_size: int = 64
+    lr: float = 6e-5
+    weight_decay: float = 0.0
+    adamw: bool = False
+    warm_up_len: float = 10
+    ramp_down_start: float = 10
+    ramp_down_len: float = 65
+    last_lr_value: float = 0.01
+    lr_per_step: bool = False  # evaluate the schedule at fractional epochs, every step
+    mixup_alpha: float = 0.3
+    kd_lambda: float = 0.1  # weight of the label loss when a teacher is present
+    kd_temperature: float = 1.0
+    freqm: int = 0
+    timem: int = 0
+    fmin_aug_range: int = 10
+    fmax_aug_range: int = 2000
+    temperature_schedule: bool = False  # DyMN: update the dynamic-conv temperature every epoch
+    seed: int = 0
+    num_workers: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _step_seed(*parts: int) -> int:
+    digest = hashlib.sha256(":".join(str(int(p)) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class TaggingModule(L.LightningModule):
+    """Trains ``model`` on waveforms: frontend (train-mode fmin/fmax and masking) -> mixup -> losses."""
+
+    def __init__(self, model: torch.nn.Module, multilabel: bool, cfg: TrainConfig, teacher=None,
+                 has_mask: bool = False):  # fmt: skip
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.multilabel = multilabel
+        self.has_mask = has_mask
+        self.teacher = teacher
+        self.frontend = MelFrontend.from_config(
+            model.frontend_config, freqm=cfg.freqm, timem=cfg.timem,
+            fmin_aug_range=cfg.fmin_aug_range, fmax_aug_range=cfg.fmax_aug_range,
+        )  # fmt: skip
+        self.model.train()  # factories return eval-mode models; Lightning keeps whatever mode it gets
+        self.frontend.train()
+        self.skipped = 0
+        self._val: list = []
+        self.train_dataset = None
+        self.val_dataset = None
+
+    # --- data -------------------------------------------------------------------------------------------
+    def _loader(self, dataset, train: bool):
+        from ..datasets.common import EpochSampler, collate
+
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        world = self.trainer.world_size if self._trainer is not None else 1
+        weights = getattr(dataset, "sample_weights", None) if train else None
+        sampler = EpochSampler(len(dataset), shuffle=train, seed=self.cfg.seed, weights=weights,
+                               num_samples=getattr(dataset, "epoch_len", None) if train else None,
+                               rank=rank, world_size=world)  # fmt: skip
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
+            collate_fn=collate, drop_last=False, persistent_workers=False,
+        )  # fmt: skip
+
+    def train_dataloader(self):
+        return self._loader(self.train_dataset, True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_dataset, False) if self.val_dataset is not None else []
+
+    # --- training -----------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        if self.train_dataset is not None:
+            self.train_dataset.set_epoch(self.current_epoch)
+        if self.cfg.temperature_schedule and getattr(self.model, "arch", "") == "dymn":
+            t = self.model.update_temperature(self.current_epoch)
+            self.log("train/dyconv_temperature", t, on_epoch=True, on_step=False)
+
+    def training_step(self, batch, batch_idx):
+        self.skipped += int(batch["skipped"])
+        if batch["empty"]:
+            return None
+        # every random draw of this step depends only on (seed, epoch, step, rank): resumable, reproducible
+        seed = _step_seed(self.cfg.seed, self.current_epoch, batch_idx, self.global_rank)
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        wave, y = batch["wave"], batch["target"]
+        mask = batch.get("mask")
+        spec = self.frontend(wave).unsqueeze(1)
+        perm = lam = None
+        if self.cfg.mixup_alpha > 0 and len(wave) > 1:
+            perm, lam = mixup_lambdas(len(wave), self.cfg.mixup_alpha, gen)
+            perm, lam = perm.to(self.device), lam.to(self.device)
+            spec, y = mix(spec, perm, lam), mix(y, perm, lam)
+            if mask is not None:
+                mask = torch.maximum(mask, mask[perm])
+        logits, _ = self.model(spec)
+        loss = lab = label_loss(logits, y, self.multilabel, mask)
+        if self.teacher is not None:
+            t_probs, valid = self.teacher(batch["id"], wave)
+            t_probs = t_probs.to(logits.dtype)
+            if perm is not None:
+                t_probs, valid = mix(t_probs, perm, lam), valid & valid[perm]
+            kd = kd_loss(logits, t_probs, valid)
+            loss = self.cfg.kd_lambda * lab + (1 - self.cfg.kd_lambda) * kd
+            self.log("train/kd_loss", kd, on_step=False, on_epoch=True, batch_size=len(wave))
+        self.log("train/label_loss", lab, on_step=False, on_epoch=True, batch_size=len(wave))
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(wave))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/skipped_clips", float(self.skipped), on_epoch=True, sync_dist=True)
+
+    # --- evaluation -----------------------------------------------------------------------------------
+    def validation_step(self, batch, batch_idx):
+        if batch["empty"]:
+            return
+        logits, _ = self.model(self.frontend(batch["wave"]).unsqueeze(1))
+        probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+        mask = batch.get("mask")
+        loss = label_loss(logits, batch["target"], self.multilabel, mask)
+        self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(probs))
+        self._val.append((probs.float(), batch["target"].float(), None if mask is None else mask.float()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        probs = torch.cat([p for p, _, _ in self._val])
+        targets = torch.cat([t for _, t, _ in self._val])
+        mask = torch.cat([m for _, _, m in self._val]) if self._val[0][2] is not None else None
+        self._val.clear()
+        if self.trainer.world_size > 1:
+            probs = self.all_gather(probs).flatten(0, 1)
+            targets = self.all_gather(targets).flatten(0, 1)
+            mask = self.all_gather(mask).flatten(0, 1) if mask is not None else None
+        metrics = summarize(targets.cpu().numpy(), probs.cpu().numpy(), self.multilabel,
+                            None if mask is None else mask.cpu().numpy())  # fmt: skip
+        for k, v in metrics.items():
+            self.log(f"val/{k}", v, prog_bar=k in ("mAP", "accuracy"), rank_zero_only=True)
+
+    # --- optimisation ---------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        c = self.cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt_cls = torch.optim.AdamW if c.adamw else torch.optim.Adam
+        opt = opt_cls(params, lr=c.lr, weight_decay=c.weight_decay)
+        sched = exp_warmup_linear_down(c.warm_up_len, c.ramp_down_start, c.ramp_down_len, c.last_lr_value)
+        if c.lr_per_step:
+            steps = max(1, len(self.train_dataloader()))
+            lam = lambda step: sched(step / steps)  # noqa: E731
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lam),
+                                                       "interval": "step"}}  # fmt: skip
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, sched),
+                                                   "interval": "epoch"}}  # fmt: skip
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from ..hub import checkpoint_meta
+
+        checkpoint["dymn"] = {"meta": checkpoint_meta(self.model), "train_config": self.cfg.to_dict(),
+                              "multilabel": self.multilabel}  # fmt: skip
+
+    def state_dict(self, *args, **kwargs):
+        # the teacher is not part of a run's state (a table is re-read, online models re-downloaded)
+        sd = super().state_dict(*args, **kwargs)
+        return {k: v for k, v in sd.items() if not k.startswith("teacher.")}
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        own_teacher = {k: v for k, v in super().state_dict().items() if k.startswith("teacher.")}
+        return super().load_state_dict({**state_dict, **own_teacher}, strict=strict, **kwargs)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed: a crash or a full disk never leaves a
+    half-written file, and the previous checkpoint stays intact."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save(checkpoint, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None):
+        # run checkpoints hold plain containers, tensors and numbers: never unpickle anything else
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+def seed_all(seed: int) -> None:
+    L.seed_everything(seed, workers=True, verbose=False)
+    np.random.seed(seed % (2**32))

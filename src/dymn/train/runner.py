@@ -1,0 +1,254 @@
+"""Recipes and runs: datasets per task, a Lightning Trainer, resumable checkpoints, the final model."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..datasets.common import DataError, WaveAugment, class_weights_from_targets
+from ..datasets.sets import FileListDataset, HDF5Dataset, csv_split, dcase20_split, esc50_split, folder_split
+from .module import TrainConfig
+
+# Recipe defaults (spec 6.1 and 6.3); (MN value, DyMN value) where the recipes differ.
+FINETUNE = dict(epochs=80, warm_up_len=10, ramp_down_start=10, ramp_down_len=65, last_lr_value=0.01, mixup_alpha=0.3)
+RECIPES: dict[str, dict] = {
+    "audioset": dict(epochs=200, batch_size=(120, 120), lr=(8e-4, 1e-3), warm_up_len=8, ramp_down_start=80,
+                     ramp_down_len=95, last_lr_value=0.01, mixup_alpha=0.3, kd_lambda=0.1, clip_seconds=10.0,
+                     roll=0, gain=0, wavmix=0.0, epoch_len=100_000),
+    "esc50": dict(FINETUNE, batch_size=(128, 64), lr=(6e-5, 4e-5), clip_seconds=5.0, roll=4000, gain=12, wavmix=0.5),
+    "fsd50k": dict(FINETUNE, batch_size=(64, 32), lr=(7e-5, 4e-5), clip_seconds=10.0, roll=4000, gain=12,
+                   wavmix=0.5, random_crop=True),
+    "openmic": dict(FINETUNE, batch_size=(64, 32), lr=(1e-5, 2e-5), clip_seconds=10.0, roll=4000, gain=12,
+                    wavmix=0.5),
+    "dcase20": dict(FINETUNE, batch_size=(64, 32), lr=(8e-4, 3e-4), clip_seconds=None, roll=4000, gain=12,
+                    wavmix=0.5),
+    "folder": dict(FINETUNE, batch_size=(64, 32), lr=(6e-5, 4e-5), clip_seconds="auto", roll=4000, gain=12,
+                   wavmix=0.5),
+    "csv": dict(FINETUNE, batch_size=(64, 32), lr=(6e-5, 4e-5), clip_seconds="auto", roll=4000, gain=12,
+                wavmix=0.5),
+}  # fmt: skip
+TASKS = tuple(RECIPES)
+
+
+def recipe_defaults(task: str, arch: str) -> dict:
+    """The recipe's settings for an architecture ("mn" or "dymn")."""
+    out = {}
+    for k, v in RECIPES[task].items():
+        out[k] = (v[1] if arch == "dymn" else v[0]) if isinstance(v, tuple) else v
+    return out
+
+
+@dataclass
+class TaskData:
+    train: torch.utils.data.Dataset | None
+    val: torch.utils.data.Dataset | None
+    labels: list[str]
+    multilabel: bool
+    has_mask: bool = False
+
+
+def _auto_clip_seconds(paths: list[Path]) -> float:
+    """Longest training clip, capped at 10 s, rounded up to 0.1 s (padding short clips is cheap)."""
+    import soundfile as sf
+
+    longest = 0.0
+    for p in paths:
+        try:
+            info = sf.info(str(p))
+            longest = max(longest, info.frames / info.samplerate)
+        except Exception:
+            continue
+    return min(10.0, max(0.1, np.ceil(longest * 10) / 10))
+
+
+def build_task(task: str, data: str | os.PathLike, settings: dict, seed: int = 0, train: bool = True,
+               cache_dir: str | None = None) -> TaskData:  # fmt: skip
+    """Datasets for a task: ``settings`` carries clip_seconds, augmentation and split options."""
+    root = Path(data)
+    if not root.exists():
+        raise DataError(f"{root}: no such data path")
+    aug = WaveAugment(gain_db=int(settings.get("gain", 0)), roll=int(settings.get("roll", 0)))
+    kw = dict(seed=seed, augment=aug, wavmix=float(settings.get("wavmix", 0.0)))
+    clip = settings.get("clip_seconds")
+    if task in ("audioset", "fsd50k", "openmic"):
+        return _hdf5_task(task, root, clip, kw, settings, train)
+    if task == "esc50":
+        tr, te, labels = esc50_split(root, int(settings.get("fold", 1)))
+        multilabel = False
+    elif task == "dcase20":
+        tr, te, labels = dcase20_split(root)
+        multilabel = False
+    elif task == "folder":
+        tr, te, labels = folder_split(root, float(settings.get("val_fraction", 0.2)), seed)
+        multilabel = False
+    elif task == "csv":
+        val_csv = settings.get("val_csv")
+        tr, te, labels = csv_split(root, Path(val_csv) if val_csv else None,
+                                   float(settings.get("val_fraction", 0.2)), seed, settings.get("labels"))  # fmt: skip
+        multilabel = True
+    else:
+        raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if clip == "auto":
+        clip = _auto_clip_seconds(tr["paths"])
+    common = dict(labels=labels, multilabel=multilabel, clip_seconds=clip, cache_dir=cache_dir)
+    train_ds = FileListDataset(tr["paths"], tr["targets"], train=True, **common, **kw) if train else None
+    val_ds = FileListDataset(te["paths"], te["targets"], train=False, **common, seed=seed)
+    return TaskData(train_ds, val_ds, labels, multilabel)
+
+
+def _hdf5_task(task, root: Path, clip, kw, settings, train) -> TaskData:
+    from ..labels import audioset_names
+
+    if task == "audioset":
+        files = [root / "balanced_train_segments_mp3.hdf", root / "unbalanced_train_segments_mp3.hdf"]
+        if settings.get("balanced_only") or not files[1].exists():
+            files = files[:1]
+        val_files, labels, packed, openmic = [root / "eval_segments_mp3.hdf"], audioset_names(), True, False
+    elif task == "fsd50k":
+        files, val_files = [root / "FSD50K.train_mp3.hdf"], [root / "FSD50K.val_mp3.hdf"]
+        vocab = root / "vocabulary.csv"
+        labels = ([line.split(",")[1] for line in vocab.read_text().splitlines() if line.strip()]
+                  if vocab.is_file() else [f"class_{i}" for i in range(200)])  # fmt: skip
+        packed, openmic = True, False
+    else:
+        files, val_files = [root / "openmic_train.csv_mp3.hdf"], [root / "openmic_test.csv_mp3.hdf"]
+        labels = [f"instrument_{i}" for i in range(20)]
+        packed, openmic = False, True
+    common = dict(labels=labels, packed=packed, openmic=openmic)
+    train_ds = None
+    if train:
+        train_ds = HDF5Dataset(files, clip_seconds=clip, train=True, random_crop=bool(settings.get("random_crop")),
+                               **common, **kw)  # fmt: skip
+        if task == "audioset":
+            train_ds.sample_weights = class_weights_from_targets(train_ds.targets())
+            train_ds.epoch_len = int(settings.get("epoch_len") or len(train_ds))
+    val_ds = HDF5Dataset(val_files, clip_seconds=clip, train=False, seed=kw["seed"], **common)
+    return TaskData(train_ds, val_ds, labels, True, has_mask=openmic)
+
+
+def fit(
+    task: str,
+    data: str | os.PathLike,
+    model: torch.nn.Module,
+    out_dir: str | os.PathLike,
+    cfg: TrainConfig,
+    settings: dict | None = None,
+    teacher=None,
+    resume: bool = False,
+    devices="auto",
+    accelerator: str = "auto",
+    precision: str | None = None,
+    num_nodes: int = 1,
+    wandb: bool = False,
+    progress: bool = True,
+    cache_dir: str | None = None,
+    max_epochs: int | None = None,
+    export_plain: bool = False,
+    task_data: TaskData | None = None,
+):
+    """Train ``model`` on a task; returns (LightningModule, path of the final self-describing model)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from ..hub import save_checkpoint
+    from .module import AtomicCheckpointIO, TaggingModule, seed_all
+
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if resume and not last.is_file():
+        raise DataError(f"--resume: no checkpoint to resume from at {last}")
+    if not resume and last.is_file():
+        raise DataError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    seed_all(cfg.seed)
+    td = task_data or build_task(task, data, settings or {}, seed=cfg.seed, cache_dir=cache_dir)
+    if len(td.train) == 0:
+        raise DataError(f"{data}: the training split is empty")
+    if getattr(model.config, "num_classes", None) != len(td.labels):
+        raise ValueError(f"the model has {model.config.num_classes} outputs but the data {len(td.labels)} classes")
+    model.labels = list(td.labels)
+    module = TaggingModule(model, td.multilabel, cfg, teacher=teacher, has_mask=td.has_mask)
+    module.train_dataset, module.val_dataset = td.train, td.val
+    loggers = [CSVLogger(out, name="logs", version="")]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
+    except ImportError:
+        pass
+    if wandb:
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers.append(WandbLogger(save_dir=str(out)))
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
+                                 save_last=True, save_top_k=1, every_n_epochs=1)  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=max_epochs or cfg.epochs, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
+        precision=precision, logger=loggers, callbacks=[checkpoint], plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False, deterministic=True, enable_progress_bar=progress,
+        num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=10,
+    )  # fmt: skip
+    trainer.fit(module, ckpt_path=str(last) if resume else None)
+    final = out / "model.pt"
+    if trainer.is_global_zero:
+        save_checkpoint(module.model, final)
+        if export_plain:
+            save_checkpoint(module.model, out / "model_plain.pt", plain=True)
+    return module, final
+
+
+@torch.inference_mode()
+def evaluate(task: str, data: str | os.PathLike, model: torch.nn.Module, settings: dict | None = None,
+             batch_size: int = 16, device: str = "cpu", progress: bool = False) -> dict[str, float]:  # fmt: skip
+    """Metrics of ``model`` on a task's evaluation split (mAP / ROC-AUC / d-prime, or accuracy)."""
+    from tqdm.auto import tqdm
+
+    from ..datasets.common import EpochSampler, collate
+    from ..frontend import MelFrontend
+    from ..optimize import optimize
+    from .metrics import summarize
+
+    merged = {k: v for k, v in recipe_defaults(task, getattr(model, "arch", "mn")).items()
+              if k in ("clip_seconds", "fold", "val_fraction", "epoch_len")}  # fmt: skip
+    merged.update(settings or {})
+    td = build_task(task, data, merged, train=False)
+    if len(model.labels) != len(td.labels):
+        raise ValueError(f"the model has {len(model.labels)} outputs but {task} has {len(td.labels)} classes")
+    fast = optimize(model, device=device)
+    fe = MelFrontend.from_config(model.frontend_config).to(device).eval()
+    loader = torch.utils.data.DataLoader(td.val, batch_size=batch_size, collate_fn=collate,
+                                         sampler=EpochSampler(len(td.val), shuffle=False))  # fmt: skip
+    probs, targets, masks, skipped = [], [], [], 0
+    for b in tqdm(loader, disable=not progress, desc=f"evaluating {task}"):
+        skipped += b["skipped"]
+        if b["empty"]:
+            continue
+        logits, _ = fast(fe(b["wave"].to(device)).unsqueeze(1))
+        probs.append((torch.sigmoid(logits) if td.multilabel else torch.softmax(logits, 1)).cpu().numpy())
+        targets.append(b["target"].numpy())
+        if "mask" in b:
+            masks.append(b["mask"].numpy())
+    if not probs:
+        raise DataError(f"{data}: no evaluation clip could be decoded")
+    metrics = summarize(np.concatenate(targets), np.concatenate(probs), td.multilabel,
+                        np.concatenate(masks) if masks else None)  # fmt: skip
+    metrics["clips"] = float(sum(len(p) for p in probs))
+    metrics["skipped"] = float(skipped)
+    return metrics
+
+
+def make_config(task: str, arch: str, overrides: dict) -> tuple[TrainConfig, dict]:
+    """TrainConfig and dataset settings: recipe defaults with ``overrides`` (None values ignored)."""
+    merged = recipe_defaults(task, arch)
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in merged.items() if k in fields})
+    settings = {k: v for k, v in merged.items() if k not in fields}
+    return cfg, settings

@@ -1,0 +1,152 @@
+"""End-to-end runs on tiny generated data (CPU, seconds each)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import dymn
+from dymn.datasets.common import DataError
+
+from .tinydata import write_esc50, write_folder, write_hdf5
+
+L = pytest.importorskip("lightning", reason="training tests need the [train] extra")
+from dymn.train.module import TrainConfig  # noqa: E402
+from dymn.train.runner import build_task, evaluate, fit, make_config  # noqa: E402
+from dymn.train.teacher import LogitsTable, OnlineTeacher  # noqa: E402
+
+TINY = dict(epochs=2, batch_size=4, lr=1e-3, warm_up_len=1, ramp_down_start=1, ramp_down_len=2, num_workers=0)
+
+
+@pytest.fixture(scope="module")
+def audioset_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audioset")
+    ids = write_hdf5(root / "balanced_train_segments_mp3.hdf", 6, seed=1)
+    ids += write_hdf5(root / "unbalanced_train_segments_mp3.hdf", 6, corrupt=3, prefix="00/Y", seed=2)
+    write_hdf5(root / "eval_segments_mp3.hdf", 6, seed=3)
+    # teacher table for all but one training clip
+    np.save(root / "teacher.npy", np.random.default_rng(0).standard_normal((len(ids), 527)).astype(np.float32))
+    (root / "index.json").write_text(json.dumps({cid: i for i, cid in enumerate(ids) if i != 0}))
+    return root
+
+
+def _mn(num_classes):
+    torch.manual_seed(0)  # the same initial weights in every run
+    return dymn.create_model("mn", width_mult=0.1, num_classes=num_classes)
+
+
+def _settings(**kw):
+    return {"clip_seconds": 1.0, "epoch_len": 8, **kw}
+
+
+@pytest.mark.parametrize("teacher_kind", ["table", "online"])
+def test_audioset_kd_run(audioset_dir, tmp_path, teacher_kind):
+    cfg = TrainConfig(**{**TINY, "epochs": 1}, kd_lambda=0.1, mixup_alpha=0.3)
+    if teacher_kind == "table":
+        teacher = LogitsTable(audioset_dir / "teacher.npy", audioset_dir / "index.json")
+    else:
+        teacher = OnlineTeacher([_mn(527)])
+    module, final = fit("audioset", audioset_dir, _mn(527), tmp_path / "run", cfg, _settings(), teacher=teacher,
+                        progress=False)  # fmt: skip
+    assert module.skipped == 1  # the corrupt clip was skipped and counted, training went on
+    assert final.is_file() and (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    logged = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    assert "train/kd_loss" in logged and "val/mAP" in logged and "val/d_prime" in logged
+    metrics = evaluate("audioset", audioset_dir, dymn.create_model(weights=final), {"clip_seconds": 1.0})
+    assert 0 <= metrics["mAP"] <= 1 and metrics["clips"] == 6
+
+
+def test_dymn_temperature_schedule_runs(audioset_dir, tmp_path):
+    model = dymn.create_model("dymn", width_mult=0.4)
+    cfg = TrainConfig(**{**TINY, "epochs": 2}, temperature_schedule=True)
+    module, _ = fit("audioset", audioset_dir, model, tmp_path / "d", cfg, _settings(epoch_len=4), progress=False)
+    assert module.model.temperature == 29  # epoch 1 of the schedule 30, 29, ...
+
+
+def _params(module):
+    return {k: v.detach().clone() for k, v in module.model.state_dict().items()}
+
+
+def test_killed_and_resumed_equals_uninterrupted(tmp_path):
+    data = write_folder(tmp_path / "data")
+    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 3})
+    full, _ = fit("folder", data, _mn(2), tmp_path / "full", cfg, settings, progress=False)
+    # "killed" after epoch 1: the run stops, then --resume continues from its last checkpoint
+    fit("folder", data, _mn(2), tmp_path / "part", cfg, settings, progress=False, max_epochs=1)
+    resumed, _ = fit("folder", data, _mn(2), tmp_path / "part", cfg, settings, progress=False, resume=True)
+    a, b = _params(full), _params(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=0, rtol=0, msg=k)
+    with pytest.raises(DataError, match="--resume"):
+        fit("folder", data, _mn(2), tmp_path / "full", cfg, settings, progress=False)
+
+
+def test_class_list_round_trips_into_tag(tmp_path, capsys):
+    from dymn.cli import main
+
+    data = write_folder(tmp_path / "data")
+    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 1})
+    _, final = fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, export_plain=True)
+    assert dymn.create_model(weights=final).labels == ["high", "low"]
+    clip = next((data / "high").glob("*.wav"))
+    assert main(["tag", str(clip), "--weights", str(final), "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "high:" in out and "low:" in out
+    plain = dymn.create_model("mn01_as", weights=tmp_path / "run" / "model_plain.pt", width_mult=0.1)
+    assert plain.config.num_classes == 2
+
+
+def test_esc50_and_cli_finetune(tmp_path, capsys):
+    from dymn.cli import main
+
+    root = write_esc50(tmp_path / "esc")
+    td = build_task("esc50", root, {"clip_seconds": 0.5, "fold": 1}, cache_dir=str(tmp_path / "cache"))
+    assert len(td.train) == 8 and len(td.val) == 2 and not td.multilabel
+    td.train[0]
+    assert any((tmp_path / "cache").rglob("*.npy"))  # resampled once, cached
+    rc = main(["finetune", "esc50", "--data", str(root), "--model", "mn", "--width-mult", "0.1", "--out",
+               str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4", "--clip-seconds", "0.5", "--no-progress",
+               "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    assert rc == 0
+    assert main(["evaluate", "esc50", "--data", str(root), "--weights", str(tmp_path / "run" / "model.pt"),
+                 "--clip-seconds", "0.5"]) == 0  # fmt: skip
+    assert "accuracy:" in capsys.readouterr().out
+
+
+def test_bad_input_is_clear(tmp_path, capsys):
+    from dymn.cli import main
+
+    base = ["--model", "mn", "--width-mult", "0.1", "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main(["finetune", "folder", "--data", str(tmp_path / "missing")] + base) == 2
+    assert "no such data" in capsys.readouterr().err
+    (tmp_path / "h5").mkdir()
+    (tmp_path / "h5" / "FSD50K.train_mp3.hdf").write_text("x")
+    assert main(["finetune", "fsd50k", "--data", str(tmp_path / "h5")] + base) == 2
+    assert "not a readable HDF5" in capsys.readouterr().err
+    assert main(["train", "audioset", "--data", str(tmp_path), "--teacher-logits", "x.npy"] + base) == 2
+    assert "go together" in capsys.readouterr().err
+
+
+def test_disk_full_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    data = write_folder(tmp_path / "data")
+    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 2})
+    fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, max_epochs=1)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj, f, *a, **k):
+        if str(f).endswith(".tmp"):
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, resume=True)
+    assert last.read_bytes() == before
+    assert not [p for p in last.parent.iterdir() if p.suffix == ".tmp"]
+    monkeypatch.setattr(torch, "save", real_save)
+    resumed, _ = fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, resume=True)
+    assert resumed.current_epoch == 2
