@@ -19,7 +19,7 @@ def test_members_with_own_frontends_average_logits():
     assert emb.shape == (2, 96 + 96)
     tagger = dymn.Tagger(ens)
     assert tagger.predict([wave[0].numpy()]).shape == (1, 527)
-    tl = dymn.timeline.timeline(np.zeros(40000, np.float32), window=1.0, hop=0.5, tagger=tagger)
+    tl = dymn.timeline(np.zeros(40000, np.float32), window=1.0, hop=0.5, tagger=tagger)
     assert tl.probs.shape == (2, 527) and list(tl.starts) == [0.0, 0.25]  # last window end-aligned
 
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .complexity import count_macs
 from .factory import create_model
@@ -24,17 +23,7 @@ from .optimize import optimize
 
 
 def _grouped_conv_forward(self: DynamicConv, x: torch.Tensor, g) -> torch.Tensor:
-    b, c, f, t = x.shape
-    w = self.kernels(g[0])
-    out = F.conv2d(
-        x.reshape(1, b * c, f, t),
-        w.reshape(b * self.out_ch, c // self.groups, self.kernel_size, self.kernel_size),
-        stride=self.stride,
-        padding=self.padding,
-        dilation=self.dilation,
-        groups=self.groups * b,
-    )
-    return out.reshape(b, self.out_ch, out.shape[-2], out.shape[-1])
+    return self.grouped_conv(x, self.kernels(g[0]))
 
 
 @contextlib.contextmanager

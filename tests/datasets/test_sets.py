@@ -74,3 +74,46 @@ def test_bad_own_data(tmp_path):
     (tmp_path / "one" / "only").mkdir(parents=True)
     with pytest.raises(DataError, match="two class"):
         folder_split(tmp_path / "one")
+
+
+def test_openmic_masked_targets(tmp_path):
+    import h5py
+
+    from dymn.datasets.sets import HDF5Dataset as H
+
+    from ..train.tinydata import mp3_bytes, tone
+
+    with h5py.File(tmp_path / "o.hdf", "w") as f:
+        f.create_dataset("audio_name", data=np.array([b"a.mp3", b"b.mp3"], dtype="S20"))
+        mp3 = f.create_dataset("mp3", (2,), dtype=h5py.vlen_dtype(np.uint8))
+        for i in range(2):
+            mp3[i] = np.frombuffer(mp3_bytes(tone(440, 0.5)), dtype=np.uint8)
+        t = np.zeros((2, 40), np.float32)
+        t[0, 3], t[0, 23], t[0, 24] = 0.9, 1, 1  # instrument 3 present, 3 and 4 annotated
+        f.create_dataset("target", data=t)
+    ds = H([tmp_path / "o.hdf"], [f"i{k}" for k in range(20)], packed=False, openmic=True, clip_seconds=0.5)
+    item = ds[0]
+    assert item["target"].shape == (20,) and item["target"][3] == 1 and item["target"].sum() == 1
+    assert item["mask"][3] == 1 and item["mask"][4] == 1 and item["mask"].sum() == 2
+
+
+def test_dcase20_layout(tmp_path):
+    import soundfile as sf
+
+    from dymn.datasets.sets import dcase20_split
+
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "evaluation_setup").mkdir()
+    rows = []
+    for i, scene in enumerate(["park", "bus", "park", "airport"]):
+        name = f"audio/{scene}-x-{i}-a.wav"
+        sf.write(tmp_path / name, np.zeros(4410, np.float32), 44100)
+        rows.append(f"{name}\t{scene}\tx-{i}\ta")
+    (tmp_path / "meta.csv").write_text("filename\tscene_label\tidentifier\tsource_label\n" + "\n".join(rows) + "\n")
+    names = [r.split("\t")[0] for r in rows]
+    (tmp_path / "evaluation_setup" / "fold1_train.csv").write_text("filename\tscene_label\n" + "\n".join(
+        f"{n}\tx" for n in names[:3]) + "\n")  # fmt: skip
+    (tmp_path / "evaluation_setup" / "fold1_evaluate.csv").write_text("filename\n" + names[3] + "\n")
+    tr, te, labels = dcase20_split(tmp_path)
+    assert labels == ["airport", "bus", "park"] and tr["targets"].argmax(1).tolist() == [2, 1, 2]
+    assert te["targets"].argmax(1).tolist() == [0]

@@ -16,7 +16,7 @@ _HYPER = [
     ("--fmax-aug-range", int, "fmax_aug_range"), ("--seed", int, "seed"), ("--num-workers", int, "num_workers"),
     ("--clip-seconds", float, "clip_seconds"), ("--roll", int, "roll"), ("--gain", int, "gain"),
     ("--wavmix", float, "wavmix"), ("--fold", int, "fold"), ("--val-fraction", float, "val_fraction"),
-    ("--val-csv", str, "val_csv"), ("--epoch-len", int, "epoch_len"),
+    ("--val-csv", str, "val_csv"), ("--epoch-len", int, "epoch_len"), ("--bn-momentum", float, "bn_momentum"),
 ]  # fmt: skip
 
 
@@ -113,6 +113,8 @@ def cmd_train(args) -> int:
     scratch = args.from_scratch or (args.weights is None and args.model in ("mn", "dymn"))
     cfg.temperature_schedule = args.temperature_schedule if args.temperature_schedule is not None else (
         scratch or args.task == "audioset") and model.arch == "dymn"  # fmt: skip
+    if cfg.bn_momentum is None and scratch:
+        cfg.bn_momentum = 0.1  # fresh running statistics must settle within the run
     teacher = None
     if args.teacher_logits:
         teacher = LogitsTable(args.teacher_logits, args.teacher_index, cfg.kd_temperature)

@@ -8,36 +8,33 @@ from statistics import NormalDist
 import numpy as np
 
 
-def _average_precision(y: np.ndarray, s: np.ndarray, w: np.ndarray | None = None) -> float:
-    """sklearn.metrics.average_precision_score for one class (ties grouped at equal scores)."""
+def _counts(y: np.ndarray, s: np.ndarray, w: np.ndarray | None):
+    """Cumulative (weighted) true and false positives at each distinct score, highest first."""
     w = np.ones_like(s, dtype=np.float64) if w is None else w.astype(np.float64)
     order = np.argsort(-s, kind="mergesort")
     s, y, w = s[order], y[order].astype(np.float64), w[order]
-    distinct = np.nonzero(np.diff(s))[0]
-    ends = np.r_[distinct, len(s) - 1]
-    tp = np.cumsum(y * w)[ends]
-    fp = np.cumsum((1 - y) * w)[ends]
+    ends = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # ties form one threshold
+    return np.cumsum(y * w)[ends], np.cumsum((1 - y) * w)[ends]
+
+
+def _average_precision(y: np.ndarray, s: np.ndarray, w: np.ndarray | None = None) -> float:
+    """sklearn.metrics.average_precision_score for one class."""
+    tp, fp = _counts(y, s, w)
     if tp[-1] <= 0:
         return math.nan
     precision = tp / np.maximum(tp + fp, 1e-300)
     recall = tp / tp[-1]
-    recall_prev = np.r_[0.0, recall[:-1]]
-    return float(np.sum((recall - recall_prev) * precision))
+    return float(np.sum((recall - np.r_[0.0, recall[:-1]]) * precision))
 
 
 def _roc_auc(y: np.ndarray, s: np.ndarray, w: np.ndarray | None = None) -> float:
-    """sklearn.metrics.roc_auc_score for one class (trapezoidal, ties handled)."""
-    w = np.ones_like(s, dtype=np.float64) if w is None else w.astype(np.float64)
-    order = np.argsort(-s, kind="mergesort")
-    s, y, w = s[order], y[order].astype(np.float64), w[order]
-    distinct = np.nonzero(np.diff(s))[0]
-    ends = np.r_[distinct, len(s) - 1]
-    tps = np.r_[0.0, np.cumsum(y * w)[ends]]
-    fps = np.r_[0.0, np.cumsum((1 - y) * w)[ends]]
+    """sklearn.metrics.roc_auc_score for one class (trapezoidal)."""
+    tp, fp = _counts(y, s, w)
+    tps, fps = np.r_[0.0, tp], np.r_[0.0, fp]
     if tps[-1] <= 0 or fps[-1] <= 0:
         return math.nan
-    return float(np.trapezoid(tps / tps[-1], fps / fps[-1]) if hasattr(np, "trapezoid")
-                 else np.trapz(tps / tps[-1], fps / fps[-1]))  # fmt: skip
+    x, yv = fps / fps[-1], tps / tps[-1]
+    return float(np.sum(np.diff(x) * (yv[1:] + yv[:-1]) / 2))
 
 
 def _per_class(fn, targets, scores, mask=None) -> np.ndarray:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +39,9 @@ class TrainConfig:
     fmin_aug_range: int = 10
     fmax_aug_range: int = 2000
     temperature_schedule: bool = False  # DyMN: update the dynamic-conv temperature every epoch
+    # BatchNorm momentum during training; None keeps the released models' 0.01, which is too slow for the
+    # running statistics of a freshly initialised network to settle in a short run
+    bn_momentum: float | None = None
     seed: int = 0
     num_workers: int = 0
     extra: dict = field(default_factory=dict)
@@ -69,6 +70,10 @@ class TaggingModule(L.LightningModule):
             model.frontend_config, freqm=cfg.freqm, timem=cfg.timem,
             fmin_aug_range=cfg.fmin_aug_range, fmax_aug_range=cfg.fmax_aug_range,
         )  # fmt: skip
+        if cfg.bn_momentum is not None:
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.momentum = cfg.bn_momentum
         self.model.train()  # factories return eval-mode models; Lightning keeps whatever mode it gets
         self.frontend.train()
         self.skipped = 0
@@ -203,18 +208,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     half-written file, and the previous checkpoint stays intact."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(checkpoint, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from ..hub import _atomic_write
+
+        _atomic_write(Path(path), lambda tmp: torch.save(checkpoint, tmp))
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         # run checkpoints hold plain containers, tensors and numbers: never unpickle anything else

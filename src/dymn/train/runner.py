@@ -150,6 +150,7 @@ def fit(
     max_epochs: int | None = None,
     export_plain: bool = False,
     task_data: TaskData | None = None,
+    max_time: float | None = None,
 ):
     """Train ``model`` on a task; returns (LightningModule, path of the final self-describing model)."""
     import lightning as L
@@ -194,6 +195,7 @@ def fit(
         precision=precision, logger=loggers, callbacks=[checkpoint], plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False, deterministic=True, enable_progress_bar=progress,
         num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=10,
+        max_time=None if max_time is None else {"seconds": max_time},
     )  # fmt: skip
     trainer.fit(module, ckpt_path=str(last) if resume else None)
     final = out / "model.pt"
