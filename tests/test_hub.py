@@ -86,7 +86,7 @@ def test_pretrained_download_then_cache(entry, tmp_path):
 def test_cut_off_download_leaves_nothing(entry, tmp_path):
     cfg, _, handler = entry
     handler.cut.add(cfg.filename)
-    with pytest.raises(Exception):  # noqa: B017 (IncompleteRead or our own message)
+    with pytest.raises(WeightsError, match="cut off|failed"):
         fetch_pretrained(cfg, progress=False)
     assert not list((tmp_path / "cache").iterdir())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import tempfile
@@ -89,6 +90,8 @@ def fetch_pretrained(cfg: PretrainedCfg, progress: bool = True) -> Path:
     url = cfg.url
     try:
         return download(url, path, cfg.sha256, progress=progress)
+    except http.client.HTTPException as exc:  # e.g. IncompleteRead: the connection dropped mid-file
+        raise WeightsError(f"download of {url} failed ({type(exc).__name__}); nothing was kept, try again") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise WeightsError(

@@ -37,6 +37,11 @@ class TagResult:
         return asdict(self)
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function without overflow warnings for large negative logits."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -131,7 +136,7 @@ class Tagger:
 
     def predict(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities (sigmoid of logits), (len(waves), C)."""
-        return 1.0 / (1.0 + np.exp(-self.logits(waves)))
+        return sigmoid(self.logits(waves))
 
     def tag_files(
         self,

@@ -19,7 +19,7 @@ import soundfile as sf
 import soxr
 
 from .audio import AudioError, _check_path, _check_truncated, _reason, to_mono
-from .inference import Tagger
+from .inference import Tagger, sigmoid
 
 
 def stream_audio(
@@ -153,7 +153,7 @@ def timeline(
             return
         batch = np.stack([w for _, w in pending])
         lo, emb = tagger.run_batch(batch)
-        probs.append(1.0 / (1.0 + np.exp(-lo)))
+        probs.append(sigmoid(lo))
         if embeddings:
             embs.append(emb)
         starts.extend(s for s, _ in pending)
