@@ -117,3 +117,16 @@ def test_dcase20_layout(tmp_path):
     tr, te, labels = dcase20_split(tmp_path)
     assert labels == ["airport", "bus", "park"] and tr["targets"].argmax(1).tolist() == [2, 1, 2]
     assert te["targets"].argmax(1).tolist() == [0]
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_hdf5_with_dataloader_workers(tmp_path, context):
+    import torch
+
+    write_hdf5(tmp_path / "a.hdf", 6)
+    ds = HDF5Dataset([tmp_path / "a.hdf"], [f"c{i}" for i in range(527)], clip_seconds=0.5, train=True)
+    ds[0]  # handles opened in the parent must not break the workers
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2, collate_fn=collate,
+                                         multiprocessing_context=context)  # fmt: skip
+    batches = list(loader)
+    assert sum(len(b["wave"]) for b in batches) == 6

@@ -121,6 +121,12 @@ class HDF5Dataset(ClipDataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
+    def __getstate__(self):
+        # open HDF5 handles cannot travel to DataLoader workers started by spawn; each reopens its own
+        state = dict(self.__dict__)
+        state["_handles"], state["_pid"] = {}, None
+        return state
+
     def _h5(self, k: int):
         import h5py
 
