@@ -1,5 +1,7 @@
 """optimize(): equal outputs to the plain model and to the reference fixtures, for every fast path."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -46,11 +48,10 @@ def test_original_model_untouched(fixture_model):
     assert fast.labels == model.labels and fast.frontend_config == model.frontend_config
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, before[k])
-    model.train()
-    out = model(torch.randn(2, 1, 128, 50))[0]
+    trainable = copy.deepcopy(model).train()  # a copy: the fixture is shared with later tests
+    out = trainable(torch.randn(2, 1, 128, 50))[0]
     out.sum().backward()  # still trainable
-    model.zero_grad()
-    model.eval()
+    assert all(p.grad is not None for p in trainable.parameters())
 
 
 def test_bfloat16_close(fixture_model):
@@ -69,3 +70,17 @@ def test_real_checkpoint_fast_equals_plain(real_weights, metro_clip):
     fast = dymn.Tagger(model)
     wave = dymn.load_audio(metro_clip)
     np.testing.assert_allclose(fast.logits([wave]), plain.logits([wave]), atol=1e-4, rtol=0)
+
+
+def test_gpu_grouped_path_math_on_cpu(fixture_model):
+    """The per-batch grouped convolution optimize() picks on GPUs, checked on the CPU."""
+    from dymn.optimize import FusedDynamicConv
+
+    name, model, data = fixture_model
+    fast = optimize(model, micro_batch=None, channels_last=False)
+    for m in fast.modules():
+        if isinstance(m, FusedDynamicConv):
+            m.grouped_batches = True
+    with torch.inference_mode():
+        logits, _ = fast(torch.from_numpy(data["input"]))
+    np.testing.assert_allclose(logits.numpy(), data["logits"], atol=1e-4, rtol=0)

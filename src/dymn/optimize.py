@@ -58,6 +58,7 @@ class FusedDynamicConv(nn.Module):
         self.dilation, self.groups = dconv.dilation, dconv.groups
         self.temperature = dconv.temperature
         self.static = static
+        self.grouped_batches = False  # set by optimize() for GPUs
         self.residuals = copy.deepcopy(dconv.residuals)
         kernels = dconv.weight.detach().reshape(self.k, self.out_ch, -1)  # (K, out, in/g*kh*kw)
         if bn is not None:
@@ -102,7 +103,7 @@ class FusedDynamicConv(nn.Module):
             y = y.reshape(b, self.out_ch, self.k, y.shape[2], y.shape[3])
             out = (y * att.reshape(b, 1, self.k, 1, 1)).sum(dim=2)
             return out + self.bias.reshape(1, -1, 1, 1)
-        if x.is_cuda:  # GPUs run the reference's B-group convolution well
+        if self.grouped_batches:  # GPUs run the reference's B-group convolution well
             out = F.conv2d(
                 x.reshape(1, -1, x.shape[2], x.shape[3]),
                 w.reshape(b * self.out_ch, self.in_ch // self.groups, self.kernel_size, self.kernel_size),
@@ -304,6 +305,10 @@ def optimize(
             _fuse_dy_block(m, static=static_dynamic_convs)
     _fuse_sequentials(net)
     net = net.to(device=device, dtype=dtype)
+    if torch.device(device).type == "cuda":
+        for m in net.modules():
+            if isinstance(m, FusedDynamicConv):
+                m.grouped_batches = True
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     for p in net.parameters():
