@@ -150,3 +150,15 @@ def test_disk_full_keeps_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", real_save)
     resumed, _ = fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, resume=True)
     assert resumed.current_epoch == 2
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    """Two ranks (gloo, spawned): each trains on its own share of the epoch; rank 0 writes the model."""
+    data = write_folder(tmp_path / "data", per_class=8)
+    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 1})
+    fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, devices=2, accelerator="cpu",
+        strategy="ddp_spawn")  # fmt: skip
+    rows = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()
+    steps = {int(r.split(",")[1]) for r in rows[1:]}
+    assert max(steps) == 1  # 12 training clips / 2 ranks / batch 4 = 2 steps per rank
+    assert dymn.create_model(weights=tmp_path / "run" / "model.pt").labels == ["high", "low"]

@@ -50,6 +50,7 @@ def _common(p: argparse.ArgumentParser, training: bool = True) -> None:
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--precision", default=None, help="32-true, bf16-mixed, 16-mixed, ...")
     p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--strategy", default="auto", help="Lightning strategy (ddp, ddp_spawn, fsdp, ...)")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     p.add_argument("--cache-dir", default=None, help="cache for resampled audio (default $DYMN_CACHE/audio)")
     p.add_argument("--export-plain", action="store_true", help="also write a reference-style state dict")
@@ -122,7 +123,7 @@ def cmd_train(args) -> int:
         teacher = OnlineTeacher(args.teacher, cfg.kd_temperature)
     _, final = fit(args.task, args.data, model, args.out, cfg, settings, teacher=teacher, resume=args.resume,
                    devices=args.devices, accelerator=args.accelerator, precision=args.precision,
-                   num_nodes=args.num_nodes, wandb=args.wandb, progress=not args.no_progress,
+                   num_nodes=args.num_nodes, strategy=args.strategy, wandb=args.wandb, progress=not args.no_progress,
                    cache_dir=cache, export_plain=args.export_plain, task_data=td)  # fmt: skip
     print(f"wrote {final} (tag with: dymn tag FILE --weights {final})")
     return 0

@@ -137,9 +137,9 @@ class TaggingModule(L.LightningModule):
                 t_probs, valid = mix(t_probs, perm, lam), valid & valid[perm]
             kd = kd_loss(logits, t_probs, valid)
             loss = self.cfg.kd_lambda * lab + (1 - self.cfg.kd_lambda) * kd
-            self.log("train/kd_loss", kd, on_step=False, on_epoch=True, batch_size=len(wave))
-        self.log("train/label_loss", lab, on_step=False, on_epoch=True, batch_size=len(wave))
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(wave))
+            self.log("train/kd_loss", kd, on_step=False, on_epoch=True, batch_size=len(wave), sync_dist=True)
+        self.log("train/label_loss", lab, on_step=False, on_epoch=True, batch_size=len(wave), sync_dist=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(wave), sync_dist=True)
         return loss
 
     def on_train_epoch_end(self) -> None:

@@ -151,6 +151,7 @@ def fit(
     export_plain: bool = False,
     task_data: TaskData | None = None,
     max_time: float | None = None,
+    strategy: str = "auto",
 ):
     """Train ``model`` on a task; returns (LightningModule, path of the final self-describing model)."""
     import lightning as L
@@ -192,6 +193,7 @@ def fit(
                                  save_last=True, save_top_k=1, every_n_epochs=1)  # fmt: skip
     trainer = L.Trainer(
         max_epochs=max_epochs or cfg.epochs, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
+        strategy=strategy,
         precision=precision, logger=loggers, callbacks=[checkpoint], plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False, deterministic=True, enable_progress_bar=progress,
         num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=10,
