@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 # CLI option -> TrainConfig / dataset setting (None = keep the recipe's default)
@@ -104,6 +105,8 @@ def cmd_train(args) -> int:
     overrides = {key: getattr(args, flag.lstrip("-").replace("-", "_")) for flag, _, key in _HYPER}
     overrides.update(adamw=args.adamw, lr_per_step=args.lr_per_step)
     probe = "dymn" if (args.model or "").startswith("dymn") else "mn"
+    if overrides.get("num_workers") is None:  # decode in the background, leaving a core for training
+        overrides["num_workers"] = min(4, max(0, (os.cpu_count() or 1) - 1))
     cfg, settings = make_config(args.task, probe, overrides)
     cache = args.cache_dir or str(cache_dir() / "audio")
     td = build_task(args.task, args.data, settings, seed=cfg.seed, train=True, cache_dir=cache)
