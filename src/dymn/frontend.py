@@ -212,11 +212,3 @@ class MelFrontend(nn.Module):
             f"win_length={self.win_length}, n_fft={self.n_fft}, fmin={self.fmin:g}, fmax={self.fmax:g}"
         )
 
-
-def frame_rate(cfg: FrontendConfig) -> float:
-    """Spectrogram frames per second."""
-    return cfg.sample_rate / cfg.hop_length
-
-
-def seconds_to_samples(seconds: float, sample_rate: int) -> int:
-    return int(math.floor(seconds * sample_rate + 0.5))
