@@ -9,7 +9,7 @@ import torch
 import dymn
 from dymn.datasets.common import DataError
 
-from .tinydata import write_esc50, write_folder, write_hdf5
+from .tinydata import write_csv_set, write_esc50, write_folder, write_hdf5
 
 L = pytest.importorskip("lightning", reason="training tests need the [train] extra")
 from dymn.train.module import TrainConfig  # noqa: E402
@@ -162,3 +162,14 @@ def test_ddp_two_cpu_processes(tmp_path):
     steps = {int(r.split(",")[1]) for r in rows[1:]}
     assert max(steps) == 1  # 12 training clips / 2 ranks / batch 4 = 2 steps per rank
     assert dymn.create_model(weights=tmp_path / "run" / "model.pt").labels == ["high", "low"]
+
+
+def test_multilabel_csv_run(tmp_path):
+    csv_path = write_csv_set(tmp_path / "c", n=12)
+    cfg, settings = make_config("csv", "mn", {**TINY, "epochs": 1})
+    module, final = fit("csv", csv_path, _mn(3), tmp_path / "run", cfg, settings, progress=False)
+    model = dymn.create_model(weights=final)
+    assert model.labels == ["bird", "cat", "dog"] and module.multilabel
+    assert "val/mAP" in (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    metrics = evaluate("csv", csv_path, model)
+    assert set(metrics) >= {"mAP", "roc_auc", "d_prime"}
