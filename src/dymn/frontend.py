@@ -211,4 +211,3 @@ class MelFrontend(nn.Module):
             f"n_mels={self.n_mels}, sample_rate={self.sample_rate}, hop_length={self.hop_length}, "
             f"win_length={self.win_length}, n_fft={self.n_fft}, fmin={self.fmin:g}, fmax={self.fmax:g}"
         )
-

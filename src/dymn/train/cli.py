@@ -59,7 +59,7 @@ def _common(p: argparse.ArgumentParser, training: bool = True) -> None:
 
 
 def register(sub) -> None:
-    from .runner import TASKS
+    from .recipes import TASKS
 
     t = sub.add_parser("train", help="AudioSet pre-training with knowledge distillation (Lightning)")
     t.add_argument("task", choices=("audioset",))
@@ -97,7 +97,8 @@ def cmd_train(args) -> int:
         raise ValueError("training needs PyTorch Lightning: pip install 'dymn[train]'") from None
     from ..hub import cache_dir
     from .module import seed_all
-    from .runner import build_task, fit, make_config
+    from .recipes import make_config
+    from .runner import build_task, fit
     from .teacher import LogitsTable, OnlineTeacher
 
     if bool(args.teacher_logits) != bool(args.teacher_index):
