@@ -5,13 +5,13 @@ import pytest
 import soundfile as sf
 
 import dymn
+from dymn.audio import stream_audio
 from dymn.inference import Tagger
 from dymn.timeline import (
     EventConfig,
     Timeline,
     detect_events,
     median_filter,
-    stream_audio,
     timeline,
     window_starts,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,43 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 32000) -> np.ndarray:
     if not np.isfinite(data).all():
         raise AudioError(f"{p}: contains NaN or infinite samples")
     return resample(to_mono(data), int(sr), int(sample_rate))
+
+
+def stream_audio(
+    path: str | os.PathLike, sample_rate: int = 32000, block_seconds: float = 30.0
+) -> Iterator[np.ndarray]:
+    """Decode a file block by block as mono float32 at ``sample_rate`` (bounded memory, streaming soxr)."""
+    p = _check_path(path)
+    try:
+        f = sf.SoundFile(str(p))
+    except Exception as exc:
+        raise AudioError(f"{p}: not a readable audio file ({_reason(exc)})") from None
+    with f:
+        _check_truncated(p, f)
+        sr = f.samplerate
+        resampler = (
+            soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ") if sr != sample_rate else None
+        )
+        block = max(1, int(block_seconds * sr))
+        any_audio = False
+        while True:
+            try:
+                data = f.read(block, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioError(f"{p}: decoding failed ({_reason(exc)})") from None
+            last = len(data) < block
+            if len(data):
+                any_audio = True
+                if not np.isfinite(data).all():
+                    raise AudioError(f"{p}: contains NaN or infinite samples")
+            mono = to_mono(data) if len(data) else np.zeros(0, np.float32)
+            out = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
+            if len(out):
+                yield out
+            if last:
+                break
+        if not any_audio:
+            raise AudioError(f"{p}: contains no audio samples")
 
 
 def find_audio_files(paths, extensions=AUDIO_EXTENSIONS) -> tuple[list[Path], list[str]]:
