@@ -173,3 +173,14 @@ def test_multilabel_csv_run(tmp_path):
     assert "val/mAP" in (tmp_path / "run" / "logs" / "metrics.csv").read_text()
     metrics = evaluate("csv", csv_path, model)
     assert set(metrics) >= {"mAP", "roc_auc", "d_prime"}
+
+
+def test_bf16_mixed_precision_dymn(tmp_path):
+    data = write_folder(tmp_path / "data")
+    cfg, settings = make_config("folder", "dymn", {**TINY, "epochs": 1})
+    torch.manual_seed(0)
+    model = dymn.create_model("dymn", width_mult=0.4, num_classes=2)
+    module, final = fit("folder", data, model, tmp_path / "run", cfg, settings, progress=False,
+                        precision="bf16-mixed")  # fmt: skip
+    assert all(torch.isfinite(p).all() for p in module.model.parameters())
+    assert dymn.create_model(weights=final).labels == ["high", "low"]
