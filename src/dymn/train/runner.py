@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +162,9 @@ def fit(
         from lightning.pytorch.loggers import WandbLogger
 
         loggers.append(WandbLogger(save_dir=str(out)))
+    # Lightning-internal deprecation notices are not the user's business
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    steps = max(1, len(td.train) // max(1, cfg.batch_size))
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
                                  save_last=True, save_top_k=1, every_n_epochs=1)  # fmt: skip
     trainer = L.Trainer(
@@ -168,7 +172,7 @@ def fit(
         strategy=strategy,
         precision=precision, logger=loggers, callbacks=[checkpoint], plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False, deterministic=True, enable_progress_bar=progress,
-        num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=10,
+        num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=min(10, steps),
         max_time=None if max_time is None else {"seconds": max_time},
     )  # fmt: skip
     trainer.fit(module, ckpt_path=str(last) if resume else None)
