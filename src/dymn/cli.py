@@ -27,12 +27,12 @@ def _write_output(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from .hub import _atomic_write
+    from .hub import atomic_write
 
     out = Path(output)
     if not out.parent.is_dir():
         raise UsageError(f"cannot write {out}: folder {out.parent} does not exist")
-    _atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _load_model(name: str | None, weights: str | None, backend: str = "torch"):
@@ -42,10 +42,9 @@ def _load_model(name: str | None, weights: str | None, backend: str = "torch"):
     if backend == "onnx":
         from .export import OnnxModel
 
-        path = weights or name
-        if path is None or not str(path).endswith(".onnx") and weights is None:
+        if weights is None:
             raise UsageError("--backend onnx needs an exported file: --weights model.onnx")
-        return OnnxModel(path)
+        return OnnxModel(weights)
     if name is not None and "," in name:
         if weights is not None:
             raise UsageError("--weights cannot be combined with an ensemble (--model a,b,c)")
@@ -55,11 +54,12 @@ def _load_model(name: str | None, weights: str | None, backend: str = "torch"):
     if weights is not None and str(weights).endswith(".onnx"):
         raise UsageError(f"{weights} is an ONNX file: add --backend onnx")
     if weights is not None:
-        if name is None and not load_checkpoint(weights).self_describing:
+        ckpt = load_checkpoint(weights)  # read once: checked here, built from below
+        if name is None and not ckpt.self_describing:
             raise UsageError(
                 f"{weights} is a plain state dict: name its architecture with --model (e.g. --model mn04_as)"
             )
-        return create_model(name, weights=weights)
+        return create_model(name, weights=ckpt)
     return create_model(name or DEFAULT_MODEL, pretrained=True)
 
 
@@ -257,7 +257,7 @@ def cmd_timeline(args) -> int:
 
 
 def _write_scores(tl, path) -> None:
-    from .hub import _atomic_write
+    from .hub import atomic_write
 
     def write(tmp):
         with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -266,7 +266,7 @@ def _write_scores(tl, path) -> None:
             for s, e, p in zip(tl.starts, tl.ends, tl.probs):
                 w.writerow([f"{s:.3f}", f"{e:.3f}", *(f"{v:.4f}" for v in p)])
 
-    _atomic_write(Path(path), write)
+    atomic_write(Path(path), write)
 
 
 def cmd_embed(args) -> int:

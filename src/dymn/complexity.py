@@ -82,12 +82,14 @@ def receptive_field(model: nn.Module, spec_shape: tuple[int, int, int, int] = (1
         layers.append((k, s, d))
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, DynamicConv))]
+    was_training = model.training
     try:
         with torch.inference_mode():
             model.eval()(torch.zeros(spec_shape))
     finally:
         for h in handles:
             h.remove()
+        model.train(was_training)
     rf = []
     for axis in (0, 1):
         r = 1

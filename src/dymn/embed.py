@@ -27,7 +27,7 @@ class Embeddings:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write an .npz atomically (arrays named as the attributes)."""
-        from .hub import _atomic_write
+        from .hub import atomic_write
 
         path = Path(path)
         if not path.parent.is_dir():
@@ -43,7 +43,7 @@ class Embeddings:
             np.savez(buf, **arrays)
             Path(tmp).write_bytes(buf.getvalue())
 
-        return _atomic_write(path, write)
+        return atomic_write(path, write)
 
 
 def embed(

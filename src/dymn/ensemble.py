@@ -61,13 +61,14 @@ def create_ensemble(models: Sequence[str | nn.Module], pretrained: bool = True, 
 
     if isinstance(models, str):
         models = [m for m in models.split(",") if m]
-    built = []
+    from .registry import get_pretrained_cfg
+
     for m in models:
         if isinstance(m, str):
-            from .registry import get_pretrained_cfg
-
             get_pretrained_cfg(m)  # an unknown name fails before anything is downloaded
+    built = []
     for m in models:
         model = create_model(m, pretrained=pretrained) if isinstance(m, str) else m
-        built.append(optimize(model) if fast and not hasattr(model, "net") else model)
+        # plain MN / DyMN models get the fast path; optimized or exported ones are used as they are
+        built.append(optimize(model) if fast and getattr(model, "arch", None) in ("mn", "dymn") else model)
     return Ensemble(built).eval()

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .frontend import FrontendConfig, MelFrontend
-from .hub import _atomic_write
+from .hub import atomic_write
 from .optimize import optimize
 
 ONNX_META_KEY = "dymn"
@@ -120,7 +120,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool =
         onnx.save(proto, tmp)
 
     try:
-        return _atomic_write(path, write)
+        return atomic_write(path, write)
     except ExportError:
         raise
     except Exception as exc:
@@ -140,7 +140,7 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, with_frontend:
             traced = torch.jit.trace(module, (example,), check_trace=False)
             torch.jit.save(traced, tmp, _extra_files={"dymn.json": json.dumps(_meta(model, with_frontend))})
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 class OnnxModel:

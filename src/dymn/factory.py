@@ -100,7 +100,7 @@ def create_model(
     name: str | None = None,
     *,
     pretrained: bool = False,
-    weights: str | os.PathLike | None = None,
+    weights: str | os.PathLike | Checkpoint | None = None,
     **overrides,
 ) -> nn.Module:
     """Build an MN or DyMN, optionally with weights, and return it in eval mode.
@@ -108,7 +108,8 @@ def create_model(
     ``name`` is a registry name (``"dymn10_as"``, see :func:`dymn.list_models`) or an architecture
     (``"mn"``, ``"dymn"``); it may be omitted when ``weights`` is a self-describing dymn checkpoint.
     ``pretrained=True`` downloads the entry's released weights (cached); ``weights=PATH`` loads a local
-    file. Loading is strict; a different ``num_classes`` re-initialises only the class layer.
+    file (or a :class:`~dymn.hub.Checkpoint` already read). Loading is strict; a different
+    ``num_classes`` re-initialises only the class layer.
     The model carries ``labels``, ``frontend_config`` and ``pretrained_cfg`` for inference.
     """
     entry: PretrainedCfg | None = None
@@ -120,7 +121,9 @@ def create_model(
         raise ValueError(f"pretrained=True needs a registry model name, not {name!r}")
 
     ckpt: Checkpoint | None = None
-    if weights is not None:
+    if isinstance(weights, Checkpoint):  # already read by the caller
+        ckpt, weights = weights, weights.path
+    elif weights is not None:
         ckpt = load_checkpoint(weights)
     elif pretrained:
         ckpt = load_checkpoint(fetch_pretrained(entry))

@@ -54,8 +54,8 @@ def load_model(model_file_path: str = "", model_name: str = "dymn10_as") -> Hear
     if model_file_path and Path(model_file_path).is_file():
         from .hub import load_checkpoint
 
-        name = None if load_checkpoint(model_file_path).self_describing else model_name
-        model = create_model(name, weights=model_file_path)
+        ckpt = load_checkpoint(model_file_path)
+        model = create_model(None if ckpt.self_describing else model_name, weights=ckpt)
     else:
         model = create_model(model_file_path or model_name, pretrained=True)
     return HearModel(model)

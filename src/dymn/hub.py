@@ -181,7 +181,7 @@ def checkpoint_meta(model: torch.nn.Module, name: str | None = None) -> dict:
     return meta
 
 
-def _atomic_write(path: Path, write) -> Path:
+def atomic_write(path: Path, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -207,6 +207,6 @@ def save_checkpoint(
         from safetensors.torch import save_file
 
         metadata = None if plain else {CHECKPOINT_FORMAT: json.dumps(checkpoint_meta(model, name))}
-        return _atomic_write(path, lambda t: save_file(sd, t, metadata=metadata))
+        return atomic_write(path, lambda t: save_file(sd, t, metadata=metadata))
     obj = sd if plain else {"format": CHECKPOINT_FORMAT, **checkpoint_meta(model, name), "state_dict": sd}
-    return _atomic_write(path, lambda t: torch.save(obj, t))
+    return atomic_write(path, lambda t: torch.save(obj, t))

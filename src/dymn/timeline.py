@@ -291,7 +291,7 @@ def plot_timeline(
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("plotting needs matplotlib: pip install 'dymn[plot]'") from None
-    from .hub import _atomic_write
+    from .hub import atomic_write
 
     path = Path(path)
     if not path.parent.is_dir():
@@ -315,7 +315,7 @@ def plot_timeline(
     fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, label="probability")
     fig.tight_layout()
     try:
-        _atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png"))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png"))
     finally:
         plt.close(fig)
     return path

@@ -175,9 +175,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     half-written file, and the previous checkpoint stays intact."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        from ..hub import _atomic_write
+        from ..hub import atomic_write
 
-        _atomic_write(Path(path), lambda tmp: torch.save(checkpoint, tmp))
+        atomic_write(Path(path), lambda tmp: torch.save(checkpoint, tmp))
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         # run checkpoints hold plain containers, tensors and numbers: never unpickle anything else
