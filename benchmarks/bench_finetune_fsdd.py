@@ -45,7 +45,7 @@ def run(name, model, data, out, overrides, max_time=None):
     module, final = fit("folder", data, model, out, cfg, settings, progress=False, max_time=max_time,
                         cache_dir=str(out.parent / "cache"))  # fmt: skip
     wall = time.perf_counter() - t
-    acc = evaluate("folder", data, dymn.create_model(weights=final), settings)["accuracy"]
+    acc = evaluate("folder", data, dymn.load(weights=final), settings)["accuracy"]
     print(f"{name}: test accuracy {acc:.4f} after {module.current_epoch} epochs, {wall:.0f} s", file=sys.stderr)
     print((out / "logs" / "metrics.csv").read_text(), file=sys.stderr)  # per-epoch validation accuracy
     return acc, wall, module.current_epoch
@@ -63,14 +63,14 @@ def main() -> int:
         data = make_split(d / "fsdd")
         common = dict(batch_size=32, warm_up_len=1, ramp_down_start=2, ramp_down_len=a.epochs - 2, seed=0)
         seed_all(0)
-        mn = dymn.create_model("mn04_as", weights=a.weights, num_classes=10)
+        mn = dymn.load("mn04_as", weights=a.weights, num_classes=10)
         acc_a, wall_a, ep_a = run(
             "mn04_as (AudioSet weights)", mn, data, d / "a", dict(common, epochs=a.epochs, lr=1e-3)
         )
         seed_all(0)
         # from scratch as the reference trains DyMNs: temperature annealed from T_max = 30 by 1 per epoch;
         # BatchNorm momentum 0.1 so that fresh running statistics settle within the run
-        scratch = dymn.create_model("dymn", width_mult=0.4, num_classes=10)
+        scratch = dymn.load("dymn", width_mult=0.4, num_classes=10, pretrained=False)
         long = 4 * a.epochs  # the schedule's length; the time budget ends the run first
         scratch_cfg = dict(common, epochs=long, lr=2e-3, ramp_down_len=long - 2, bn_momentum=0.1,
                            temperature_schedule=True)  # fmt: skip

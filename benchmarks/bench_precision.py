@@ -15,7 +15,7 @@ import torch
 
 import dymn
 from dymn.bench import time_call
-from dymn.optimize import optimize
+from dymn.optimized import optimize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,12 +28,12 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    model = dymn.create_model(a.model, weights=a.weights)
+    model = dymn.load(a.model, weights=a.weights)
     files = sorted(Path(a.audio).rglob("*.wav"))
     if not files:
         print(f"no .wav files under {a.audio}", file=sys.stderr)
         return 2
-    fe = dymn.MelFrontend.from_config(model.frontend_config).eval()
+    fe = dymn.MelFrontend.from_config(model.info.frontend).eval()
     specs = []
     for f in files:
         w = dymn.load_audio(f)[: 10 * 32000]

@@ -44,8 +44,8 @@ def reference_style(path: Path, model_args: list[str], minutes: float, window: f
     """Windows per second, one window at a time through the eager model (the reference's approach)."""
     name = model_args[model_args.index("--model") + 1]
     weights = model_args[model_args.index("--weights") + 1] if "--weights" in model_args else None
-    model = dymn.create_model(name, weights=weights) if weights else dymn.create_model(name)
-    fe = dymn.MelFrontend.from_config(model.frontend_config).eval()
+    model = dymn.load(name, weights=weights) if weights else dymn.load(name, pretrained=False)
+    fe = dymn.MelFrontend.from_config(model.info.frontend).eval()
     wave = dymn.load_audio(path)[: int(minutes * 60 * 32000)]
     win, h = int(window * 32000), int(hop * 32000)
     starts = range(0, len(wave) - win + 1, h)

@@ -66,10 +66,41 @@ def tiny_mn_checkpoint(tmp_path_factory) -> Path:
     """A self-describing checkpoint of a random mn01 (small, no download needed)."""
     import dymn
 
-    model = dymn.create_model("mn01_as")
+    model = dymn.load("mn01_as", pretrained=False)
     path = tmp_path_factory.mktemp("ckpt") / "mn01.pt"
     dymn.save_checkpoint(model, path)
     return path
+
+
+def stand_in_release(cache: Path, name: str, seed: int = 0) -> Path:
+    """Write a registry entry's 'released' weights into a cache folder: a plain state dict of random
+    weights from ``seed``, so commands that would download run offline (non-zero BN statistics make the
+    outputs depend on every tensor)."""
+    import torch
+
+    import dymn
+
+    cfg = dymn.get_pretrained_cfg(name)
+    path = cache / cfg.filename
+    if not path.exists():
+        torch.manual_seed(seed)
+        model = dymn.load(name, pretrained=False)
+        dymn.save_checkpoint(model, path, plain=True)
+    return path
+
+
+@pytest.fixture()
+def release_cache(tmp_path_factory, monkeypatch):
+    """A DYMN_CACHE with stand-in released weights: call it with registry names."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("DYMN_CACHE", str(cache))
+
+    def make(*names: str) -> Path:
+        for n in names:
+            stand_in_release(cache, n)
+        return cache
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -77,4 +108,4 @@ def tiny_tagger():
     """A Tagger around a random mn01 (fast; no weights needed)."""
     import dymn
 
-    return dymn.Tagger(dymn.create_model("mn01_as"), batch_size=4)
+    return dymn.Tagger(dymn.load("mn01_as", pretrained=False), batch_size=4)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import dymn
 from dymn.cli import main
 
 EXPECTED = {"Train": 0.727, "Rail transport": 0.578, "Railroad car, train wagon": 0.560,
@@ -66,7 +67,6 @@ def test_tag_directory_with_bad_files(tiny_mn_checkpoint, tmp_path, capsys):
         (["tag", "x.wav", "--model", "nonexistent"], "unknown model name"),
         (["tag", "x.wav", "--top-k", "-1"], "--top-k"),
         (["tag", "x.wav", "--batch-size", "0"], "--batch-size"),
-        (["tag", "x.wav", "--weights", "/nonexistent/w.pt"], "no such weights file"),
         (["tag", "x.wav", "-o", "/nonexistent/dir/out.json"], "does not exist"),
         (["info", "nonexistent"], "unknown model name"),
     ],
@@ -95,3 +95,74 @@ def test_models_and_info(capsys):
     assert main(["info", "dymn10_as"]) == 0
     out = capsys.readouterr().out
     assert "10,548,479" in out and "0.582 G" in out and "595" in out
+
+
+def test_missing_weights_file_is_a_failed_input(capsys):
+    assert main(["tag", "x.wav", "--weights", "/nonexistent/w.pt"]) == 1
+    err = capsys.readouterr().err
+    assert "no such weights file" in err and len(err.splitlines()) == 1
+
+
+def test_network_failure_is_exit_1_not_usage(monkeypatch, tmp_path, tone_wav, capsys):
+    # finding 8: a failed download is a failed run (1), not a usage error (2)
+    import dymn.registry
+
+    monkeypatch.setenv("DYMN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(dymn.registry, "RELEASE_URL", "http://127.0.0.1:9/")  # nothing listens there
+    assert main(["tag", str(tone_wav), "--model", "mn01_as"]) == 1
+    err = capsys.readouterr().err
+    assert "could not download the weights of mn01_as" in err and len(err.splitlines()) == 1
+
+
+def test_info_on_checkpoints(tiny_mn_checkpoint, tmp_path, capsys):
+    # finding 4: a self-describing checkpoint needs no name; a plain one gets the names that fit
+    assert main(["info", "--weights", str(tiny_mn_checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "mn01_as (mn)" in out and "file " in out
+    plain = dymn.save_checkpoint(dymn.load("mn04_as", pretrained=False), tmp_path / "plain.pt", plain=True)
+    assert main(["info", "--weights", str(plain)]) == 2
+    err = capsys.readouterr().err
+    assert "fits mn04_as" in err and len(err.splitlines()) == 1
+    assert main(["info", "mn04_as", "--weights", str(plain)]) == 0
+    for bad in (["--seconds", "-5"], ["--seconds", "100000"]):
+        assert main(["info", "mn01_as", *bad]) == 2
+
+
+def test_text_file_as_weights_says_what_it_is(tmp_path, tone_wav, capsys):
+    # finding 5: no "pickled objects", no ANSI codes, no torch text cut off
+    txt = tmp_path / "weights.pt"
+    txt.write_text("these are not weights\n")
+    assert main(["tag", str(tone_wav), "--model", "mn01_as", "--weights", str(txt)]) == 1
+    err = capsys.readouterr().err
+    assert "not a checkpoint: it is a text file" in err and "state dict" in err
+    assert "\x1b" not in err and "pickled" not in err and len(err.splitlines()) == 1
+
+
+def test_output_that_is_an_input_is_refused(tiny_mn_checkpoint, tone_wav, capsys):
+    before = tone_wav.read_bytes()
+    assert main(["tag", str(tone_wav), "--weights", str(tiny_mn_checkpoint), "-o", str(tone_wav)]) == 2
+    assert tone_wav.read_bytes() == before and "one of the input files" in capsys.readouterr().err
+
+
+def test_unknown_name_suggestions(capsys):
+    # finding 9: mn4 must suggest mn04_as
+    assert main(["tag", "x.wav", "--model", "mn4"]) == 2
+    assert "did you mean mn04_as" in capsys.readouterr().err
+
+
+def test_every_flag_has_help_and_shows_its_default():
+    # finding 10
+    import argparse
+
+    from dymn.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sp in sub.choices.items():
+        for action in sp._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"dymn {name} {action.option_strings or action.dest} has no help"
+        text = sp.format_help()
+        if name == "tag":
+            assert "(default: 10)" in text and "(default: 8)" in text

@@ -6,7 +6,7 @@ import torch
 import dymn
 from dymn import hear
 from dymn.cli import main
-from dymn.embed import embed
+from dymn.embedding import embed
 
 
 @pytest.fixture()
@@ -20,7 +20,7 @@ def clips(tmp_path):
 
 
 def test_clip_and_window_embeddings(clips, tmp_path):
-    model = dymn.create_model("mn01_as")
+    model = dymn.load("mn01_as", pretrained=False)
     res = embed(clips, model=model, timestamps=True, window=1.0, hop=0.5)
     assert res.clip.shape == (2, 96) and list(res.durations) == [1.0, 2.5]
     assert list(res.window_file) == [0] + [1, 1, 1, 1]

@@ -3,17 +3,17 @@ import pytest
 import torch
 
 import dymn
-from dymn.ensemble import Ensemble, create_ensemble
+from dymn.ensemble import Ensemble
 
 
 def test_members_with_own_frontends_average_logits():
-    a = dymn.create_model("mn01_as")
-    b = dymn.create_model("mn10_as_mels_64", width_mult=0.1)  # a mel variant joins with its own frontend
+    a = dymn.load("mn01_as", pretrained=False)
+    b = dymn.load("mn10_as_mels_64", width_mult=0.1, pretrained=False)  # a mel variant joins with its own frontend
     ens = Ensemble([a, b]).eval()
     wave = torch.randn(2, 32000) * 0.1
     with torch.inference_mode():
         logits, emb = ens(wave)
-        la = a(dymn.MelFrontend.from_config(a.frontend_config).eval()(wave).unsqueeze(1))[0]
+        la = a(dymn.MelFrontend.from_config(a.info.frontend).eval()(wave).unsqueeze(1))[0]
         lb = b(dymn.MelFrontend(n_mels=64).eval()(wave).unsqueeze(1))[0]
     torch.testing.assert_close(logits, (la + lb) / 2)
     assert emb.shape == (2, 96 + 96)
@@ -24,12 +24,12 @@ def test_members_with_own_frontends_average_logits():
 
 
 def test_bad_ensembles():
-    a = dymn.create_model("mn01_as")
-    b = dymn.create_model("mn", width_mult=0.1, num_classes=10)
+    a = dymn.load("mn01_as", pretrained=False)
+    b = dymn.load("mn", width_mult=0.1, num_classes=10, pretrained=False)
     with pytest.raises(ValueError, match="label sets differ"):
         Ensemble([a, b])
     with pytest.raises(KeyError, match="unknown model name"):
-        create_ensemble("mn01_as,nonexistent")
+        dymn.load("mn01_as,nonexistent")
     with pytest.raises(ValueError):
         Ensemble([])
 

@@ -17,7 +17,7 @@ ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need the [exp
 @pytest.fixture(scope="module", params=["mn04", "dymn04"])
 def exported(request, synth_state_dict, tmp_path_factory):
     name = request.param
-    model = dymn.create_model(name[:-2], width_mult=0.4)
+    model = dymn.load(name[:-2], width_mult=0.4, pretrained=False)
     model.load_state_dict(synth_state_dict(load_layout(f"{name}_layout.json"), 0))
     if model.arch == "dymn":
         model.set_temperature(1)
@@ -43,7 +43,7 @@ def test_onnx_matches_fixtures_and_pytorch(exported):
         got = onnx_model(x)[0]
         tol = 1e-4 if frames >= 63 else 5e-3
         np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=tol, rtol=0, err_msg=f"{batch}x{frames}")
-    assert onnx_model.labels == model.labels
+    assert onnx_model.info.labels == model.info.labels and onnx_model.info.task == model.info.task
 
 
 def test_torchscript(exported, tmp_path):
@@ -57,7 +57,7 @@ def test_torchscript(exported, tmp_path):
 
 
 def test_onnx_with_frontend_tags_like_pytorch(tmp_path, real_weights, metro_clip):
-    model = dymn.create_model("mn04_as", weights=real_weights)
+    model = dymn.load("mn04_as", weights=real_weights)
     path = export_onnx(model, tmp_path / "mn04w.onnx", with_frontend=True)
     onnx_tagger = dymn.Tagger(OnnxModel(path))
     torch_tagger = dymn.Tagger(model)
@@ -77,7 +77,7 @@ def test_conv_stft_frontend_equals_reference():
 
 
 def test_export_errors(tmp_path):
-    model = dymn.create_model("mn01_as")
+    model = dymn.load("mn01_as", pretrained=False)
     with pytest.raises(ExportError, match="does not exist"):
         export_onnx(model, tmp_path / "missing" / "m.onnx")
     bad = tmp_path / "bad.onnx"
@@ -88,11 +88,18 @@ def test_export_errors(tmp_path):
         OnnxModel(tmp_path / "none.onnx")
 
 
-def test_cli_export_and_onnx_backend(tmp_path, capsys):
+def test_cli_export_and_onnx_backend(tmp_path, capsys, release_cache):
     from dymn.cli import main
 
+    release_cache("mn01_as")
     out = tmp_path / "mn01.onnx"
     assert main(["export", "onnx", "--model", "mn01_as", "-o", str(out)]) == 0
+    # finding 1: the README's form exports the released weights (here the cached stand-in), not random ones
+    released = dymn.load("mn01_as")
+    x = torch.randn(2, 1, 128, 100)
+    with torch.no_grad():
+        torch.testing.assert_close(OnnxModel(out)(x)[0], released(x)[0], atol=1e-4, rtol=1e-4)
+    assert "released weights" in capsys.readouterr().out
     wav = tmp_path / "a.wav"
     import soundfile as sf
 
@@ -103,4 +110,8 @@ def test_cli_export_and_onnx_backend(tmp_path, capsys):
     assert main(["export", "onnx", "--model", "nope", "-o", str(out)]) == 2
     assert main(["export", "onnx", "--model", "mn01_as", "-o", str(tmp_path / "no" / "x.onnx")]) == 2
     assert main(["tag", str(wav), "--backend", "onnx", "--weights", str(wav)]) == 2
+    assert "backend 'onnx' runs a file written by `dymn export onnx`" in capsys.readouterr().err
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("not onnx")
+    assert main(["tag", str(wav), "--backend", "onnx", "--weights", str(bad)]) == 1
     assert "not a valid ONNX model" in capsys.readouterr().err

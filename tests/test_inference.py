@@ -8,7 +8,7 @@ from dymn.inference import Tagger, top_tags
 
 @pytest.fixture(scope="module", params=["mn01_as", "dymn04_as"])
 def tagger(request):
-    model = dymn.create_model(request.param)
+    model = dymn.load(request.param, pretrained=False)
     if model.arch == "dymn":
         model.set_temperature(1)
     return Tagger(model, batch_size=2)
@@ -53,4 +53,22 @@ def test_cuda_unavailable_is_clear():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="CUDA"):
-        Tagger(dymn.create_model("mn01_as"), device="cuda")
+        Tagger(dymn.load("mn01_as", pretrained=False), device="cuda")
+
+
+def test_short_clips_are_padded_to_the_training_length(tagger):
+    # finding 14: measured on real short sounds (benchmarks/results/short-clips-cpu.md), zero-padding to the
+    # 10 s training length is what works; a 35 ms clip is tagged as that clip padded
+    x = np.random.default_rng(1).standard_normal(1120).astype(np.float32) * 0.1  # 35 ms
+    padded = np.pad(x, (0, 320000 - len(x)))
+    np.testing.assert_allclose(tagger.logits([x]), tagger.logits_batch(padded[None]), atol=1e-5, rtol=0)
+    raw = Tagger(tagger.model, pad=False, fast=False)
+    assert not np.allclose(raw.logits([x]), tagger.logits([x]), rtol=1e-2, atol=0)
+
+
+def test_tag_results_write_themselves():
+    r = dymn.TagResult("a\nb.wav", 1.0, [dymn.Tag("x\x1b[31m", 0, 0.5)])
+    text = dymn.TagResult.dumps([r], "text")
+    assert "\x1b" not in text and text.count("\n") == 2  # control characters escaped
+    assert dymn.TagResult.dumps([r], "json").startswith("[")
+    assert dymn.TagResult.dumps([r], "csv").splitlines()[0] == "file,duration,rank,label,index,probability"

@@ -1,4 +1,8 @@
-from dymn.labels import audioset_labels, audioset_names, resolve_labels
+import pytest
+
+from dymn.errors import WeightsError
+from dymn.labels import audioset_labels, audioset_names
+from dymn.model import check_labels, default_labels
 
 
 def test_audioset_labels_ship_with_package():
@@ -9,7 +13,13 @@ def test_audioset_labels_ship_with_package():
     assert "Railroad car, train wagon" in audioset_names()  # quoted names with commas
 
 
-def test_resolve_labels():
-    assert resolve_labels(["a", "b"], 2) == ["a", "b"]
-    assert resolve_labels(None, 3) == ["class_0", "class_1", "class_2"]
-    assert resolve_labels("audioset", 10) == [f"class_{i}" for i in range(10)]
+def test_default_and_checked_labels():
+    assert check_labels(["a", "b"], 2, "x") == ("a", "b")
+    assert default_labels(3) == ("class_0", "class_1", "class_2")
+    assert default_labels(527)[0] == "Speech"
+
+
+def test_wrong_label_count_is_an_error_not_placeholders():
+    # finding 12: a label list that does not match the outputs used to be replaced by class_i silently
+    with pytest.raises(WeightsError, match="3 labels for a model with 2 outputs"):
+        check_labels(["a", "b", "c"], 2, "m.pt")

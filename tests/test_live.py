@@ -3,6 +3,7 @@ import io
 import numpy as np
 import pytest
 
+import dymn
 from dymn.live import LiveTagger, RollingWindow, pcm_blocks, run_live
 
 
@@ -53,7 +54,7 @@ def test_no_microphone_is_a_clear_error(monkeypatch):
     from dymn.live import microphone_blocks
 
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # not installed
-    with pytest.raises(RuntimeError, match="--stdin"):
+    with pytest.raises(dymn.DymnError, match="--stdin"):
         next(microphone_blocks(32000))
 
 
@@ -68,3 +69,27 @@ def test_cli_listen_stdin(monkeypatch, tiny_mn_checkpoint, capsys):
                  "--window", "2", "--hop", "1"]) == 0  # fmt: skip
     assert len(capsys.readouterr().out.strip().splitlines()) >= 3
     assert main(["listen", "--stdin", "--weights", str(tiny_mn_checkpoint), "--hop", "5", "--window", "2"]) == 2
+
+
+def test_text_lines_can_be_read_back_and_jsonl():
+    # finding 13: AudioSet labels contain commas, so tags are separated by " | " and end in ": p"
+    class Fixed:
+        sample_rate, labels = 100, ["Chirp, tweet", "Bird vocalization, bird call, bird song", "Dog"]
+
+        def predict(self, waves):
+            return np.array([[0.81, 0.79, 0.1]])
+
+    out = io.StringIO()
+    run_live([np.zeros(200, np.float32)], LiveTagger(Fixed(), window=1, hop=1, top_k=2), out)
+    line = out.getvalue().splitlines()[-1]
+    import re
+
+    body = re.fullmatch(r"\s*[\d.]+ s  (.*)", line).group(1)
+    tags = [t.rsplit(": ", 1) for t in body.split(" | ")]
+    assert tags == [["Chirp, tweet", "0.81"], ["Bird vocalization, bird call, bird song", "0.79"]]
+    out = io.StringIO()
+    run_live([np.zeros(200, np.float32)], LiveTagger(Fixed(), window=1, hop=1, top_k=2), out, fmt="jsonl")
+    import json
+
+    docs = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert docs[0]["tags"][0] == {"label": "Chirp, tweet", "probability": 0.81}

@@ -13,7 +13,7 @@ def _model(name):
     key = (cfg.arch, tuple(sorted(cfg.arch_config.items())))
     if key not in _built:  # entries of the same architecture share one build
         _built.clear()
-        _built[key] = dymn.create_model(name)
+        _built[key] = dymn.load(name, pretrained=False)
     return _built[key]
 
 
@@ -48,9 +48,9 @@ def test_variant_frontends_and_heads():
     assert get_pretrained_cfg("mn10_as_hop_5").frontend.hop_length == 160
     assert get_pretrained_cfg("mn10_as_hop_25").frontend.hop_length == 800
     assert get_pretrained_cfg("mn10_as_mels_64").frontend.n_mels == 64
-    fc = dymn.create_model("mn10_as_fc_s2211")
+    fc = dymn.load("mn10_as_fc_s2211", pretrained=False)
     assert fc.config.head_type == "fully_convolutional" and fc.config.strides == (2, 2, 1, 1)
-    assert dymn.create_model("mn10_as_mels_40").frontend_config.n_mels == 40
+    assert dymn.load("mn10_as_mels_40", pretrained=False).info.frontend.n_mels == 40
     assert get_pretrained_cfg("dymn10_replace_se_as").arch_config["use_dy_blocks"] == "replace_se"
 
 

@@ -7,11 +7,12 @@ import soundfile as sf
 import dymn
 from dymn.audio import stream_audio
 from dymn.inference import Tagger
-from dymn.timeline import (
+from dymn.timelines import (
     EventConfig,
     Timeline,
     detect_events,
     median_filter,
+    plot_timeline,
     timeline,
     window_starts,
 )
@@ -21,7 +22,7 @@ from .conftest import AUDIO, need
 
 @pytest.fixture(scope="module")
 def real_tagger(real_weights):
-    return Tagger(dymn.create_model("mn04_as", weights=real_weights), batch_size=8)
+    return Tagger(dymn.load("mn04_as", weights=real_weights), batch_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +108,16 @@ def test_bad_window_hop(window, hop, tiny_tagger):
 def test_hysteresis_median_and_merge():
     probs = np.array([0.1, 0.6, 0.35, 0.6, 0.1, 0.1, 0.7, 0.1])[:, None]
     tl = Timeline(["a"], np.arange(8.0), np.arange(8.0) + 1, probs, 9.0, 1.0, 1.0)
-    assert len(detect_events(tl, EventConfig(threshold=0.5))) == 3
-    assert len(detect_events(tl, EventConfig(threshold=0.5, low=0.3))) == 2
-    merged = detect_events(tl, EventConfig(threshold=0.5, low=0.3, merge_gap=2.0))
+    assert len(detect_events(tl, EventConfig(threshold=0.5, median=1))) == 3
+    assert len(detect_events(tl, EventConfig(threshold=0.5, low=0.3, median=1))) == 2
+    merged = detect_events(tl, EventConfig(threshold=0.5, low=0.3, merge_gap=2.0, median=1))
     assert len(merged) == 1 and merged[0].peak == 0.7
     assert median_filter(probs, 3)[2, 0] == 0.6
     with pytest.raises(ValueError):
         detect_events(tl, EventConfig(threshold={"nope": 0.5}))
     with pytest.raises(ValueError):
         detect_events(tl, EventConfig(threshold=0.3, low=0.5))
-    ev = detect_events(tl, EventConfig(threshold={"a": 0.65}))
+    ev = detect_events(tl, EventConfig(threshold={"a": 0.65}, median=1))
     assert len(ev) == 1 and (ev[0].onset, ev[0].offset) == (6.0, 7.0)
 
 
@@ -135,6 +136,43 @@ def test_cli_timeline(long_file, real_weights, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("file,label,index,onset,offset,peak")
     for bad in (["--hop", "20"], ["--window", "0"], ["--median", "2"], ["--threshold", "2"]):
         assert main(args + bad) == 2
-    assert main(["timeline", str(tmp_path / "missing.wav")]) == 2
+    assert main(["timeline", str(tmp_path / "missing.wav")]) == 1  # the input failed, not the usage
     err = capsys.readouterr().err
     assert "Traceback" not in err and "missing.wav: no such file" in err
+
+
+def test_json_top_k_is_per_window_and_plot_shows_event_classes(tmp_path):
+    # finding 7: each window lists its own top classes; classes with events are always plotted
+    labels = [f"c{i}" for i in range(12)]
+    probs = np.full((6, 12), 0.01)
+    probs[:3, 0] = 0.9  # c0 early, c1 late
+    probs[3:, 1] = 0.8
+    probs[:, 2:11] = np.linspace(0.2, 0.4, 9)  # high-ish everywhere but never an event
+    probs[2:4, 11] = 0.6  # short event of a class with a low peak ranking
+    tl = Timeline(labels, np.arange(6.0), np.arange(6.0) + 1, probs, 6.0, 1.0, 1.0, source="x.wav")
+    doc = json.loads(tl.to_json(top_k=1))
+    assert [list(w["scores"]) for w in doc["windows"]] == [["c0"]] * 3 + [["c1"]] * 3
+    events = detect_events(tl, EventConfig(threshold=0.5, median=1))
+    assert {e.label for e in events} == {"c0", "c1", "c11"}
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    shown = []
+    real = plt.Axes.set_yticklabels
+    plt.Axes.set_yticklabels = lambda self, names, **kw: shown.extend(names) or real(self, names, **kw)
+    try:
+        plot_timeline(tl, tmp_path / "t.png", top=2, events=events)
+    finally:
+        plt.Axes.set_yticklabels = real
+    assert set(shown) == {"c0", "c1", "c11"}
+    one = Timeline(labels, np.zeros(1), np.ones(1), probs[:1], 1.0, 10.0, 1.0, source="y.wav")
+    assert "1 window of 10 s" in one.to_text([])
+
+
+def test_event_defaults_smooth_over_three_windows():
+    assert EventConfig().median == 3
+    with pytest.raises(dymn.UsageError, match="odd"):
+        EventConfig(median=2)

@@ -11,14 +11,12 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .errors import AudioError
+
 # Extensions picked up when a directory is searched for audio (files named explicitly are always tried).
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
 )
-
-
-class AudioError(ValueError):
-    """A file that cannot be used as audio; the message names the file and the reason."""
 
 
 def _reason(exc: Exception) -> str:
@@ -38,7 +36,7 @@ def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
 
 def _check_path(path: str | os.PathLike) -> Path:
     p = Path(path)
-    if not p.exists():
+    if not os.path.exists(p):
         raise AudioError(f"{p}: no such file")
     if p.is_dir():
         raise AudioError(f"{p}: is a directory, not an audio file")
@@ -92,7 +90,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 32000) -> np.ndarray:
         raise AudioError(f"{p}: contains no audio samples")
     if not np.isfinite(data).all():
         raise AudioError(f"{p}: contains NaN or infinite samples")
-    return resample(to_mono(data), int(sr), int(sample_rate))
+    try:
+        return resample(to_mono(data), int(sr), int(sample_rate))
+    except Exception as exc:  # e.g. a sample rate soxr cannot convert from
+        raise AudioError(f"{p}: cannot resample from {sr} Hz ({_reason(exc)})") from None
 
 
 def stream_audio(

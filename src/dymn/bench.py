@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import torch
 
 from .complexity import count_macs
-from .factory import create_model
 from .frontend import MelFrontend
+from .loader import load
 from .models.dy_blocks import DynamicConv
-from .optimize import optimize
+from .optimized import optimize
 
 
 def _grouped_conv_forward(self: DynamicConv, x: torch.Tensor, g) -> torch.Tensor:
@@ -86,10 +86,10 @@ def bench_model(
     repeats: int = 5,
     onnx_path: str | None = None,
 ) -> BenchRow:
-    model = create_model(name).to(device)
+    model = load(name, pretrained=False).to(device)  # timing only: random weights, no download
     if model.arch == "dymn":
         model.set_temperature(1.0)
-    fe = model.frontend_config
+    fe = model.info.frontend
     samples = int(seconds * fe.sample_rate)
     frames = 1 + (samples - 1) // fe.hop_length
     macs = count_macs(model.cpu(), (1, 1, fe.n_mels, frames)).total / 1e9
@@ -188,7 +188,7 @@ def run_benchmark(
             from .export import export_onnx
 
             onnx_path = str(tempfile.mkdtemp()) + f"/{name}.onnx"
-            export_onnx(create_model(name), onnx_path)
+            export_onnx(load(name, pretrained=False), onnx_path)
         for b in batches:
             row = bench_model(name, b, device=device, repeats=repeats, onnx_path=onnx_path)
             log(f"{name} batch {b}: reference-style {row.reference_ms:.1f}, eager {row.eager_ms:.1f}, "

@@ -1,112 +1,100 @@
-"""Command line: a thin layer over the library (``dymn tag``, ``dymn models``, ``dymn info``)."""
+"""The ``dymn`` command: parses arguments and calls the library (no logic of its own).
+
+Exit status: 0 success, 1 a run that failed on its input, output or the network (one line on stderr
+per problem), 2 a usage error, 130 interrupted. Any other exception is a bug and shows its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
+import os
 import sys
 from pathlib import Path
 
 from . import __version__
-
-DEFAULT_MODEL = "dymn10_as"
-
-
-class UsageError(Exception):
-    """A user mistake: printed as one line, exit status 2."""
+from .errors import DymnError, UsageError, printable
+from .loader import DEFAULT_MODEL
 
 
 def _err(msg: str) -> None:
-    print(f"dymn: {msg}", file=sys.stderr, flush=True)
+    print(f"dymn: {printable(msg)}", file=sys.stderr, flush=True)
 
 
-def _write_output(text: str, output: str | None) -> None:
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every flag's default (none shown where the default is None or False)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _emit(text: str, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
-        return
-    from .hub import atomic_write
+    else:
+        from .atomic import write_text
 
-    out = Path(output)
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist")
-    atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        write_text(output, text)
 
 
-def _load_model(name: str | None, weights: str | None, backend: str = "torch"):
-    from .factory import create_model
-    from .hub import load_checkpoint
-
-    if backend == "onnx":
-        from .export import OnnxModel
-
-        if weights is None:
-            raise UsageError("--backend onnx needs an exported file: --weights model.onnx")
-        return OnnxModel(weights)
-    if name is not None and "," in name:
-        if weights is not None:
-            raise UsageError("--weights cannot be combined with an ensemble (--model a,b,c)")
-        from .ensemble import create_ensemble
-
-        return create_ensemble(name)
-    if weights is not None and str(weights).endswith(".onnx"):
-        raise UsageError(f"{weights} is an ONNX file: add --backend onnx")
-    if weights is not None:
-        ckpt = load_checkpoint(weights)  # read once: checked here, built from below
-        if name is None and not ckpt.self_describing:
-            raise UsageError(
-                f"{weights} is a plain state dict: name its architecture with --model (e.g. --model mn04_as)"
-            )
-        return create_model(name, weights=ckpt)
-    return create_model(name or DEFAULT_MODEL, pretrained=True)
+def _check_outputs(outputs: list[str | None], inputs: list) -> None:
+    """Refuse an output that would overwrite one of the inputs, or that has no folder to go to."""
+    inputs_real = {os.path.realpath(p) for p in inputs}
+    for out in outputs:
+        if out is None:
+            continue
+        if os.path.realpath(out) in inputs_real:
+            raise UsageError(f"refusing to write {out}: it is one of the input files")
+        parent = Path(out).parent
+        if not parent.is_dir():
+            raise UsageError(f"cannot write {out}: folder {parent} does not exist")
 
 
-def _format_results(results, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["file", "duration", "rank", "label", "index", "probability"])
-        for r in results:
-            for rank, t in enumerate(r.tags, 1):
-                w.writerow([r.file, f"{r.duration:.3f}", rank, t.label, t.index, f"{t.probability:.6f}"])
-        return buf.getvalue()
-    lines = []
-    for r in results:
-        lines.append(f"{r.file} ({r.duration:.2f} s)")
-        lines.extend(f"  {t.label}: {t.probability:.3f}" for t in r.tags)
-    return "\n".join(lines) + ("\n" if lines else "")
+def _load(args, **kw):
+    from .loader import load
+
+    return load(args.model, weights=args.weights, device="cpu", backend=getattr(args, "backend", "torch"), **kw)
 
 
-def _refuse_imagenet(model) -> None:
-    cfg = getattr(model, "pretrained_cfg", None)
+def _refuse_untrained(model) -> None:
+    cfg = model.info.pretrained_cfg
     if cfg is not None and not cfg.tagger:
-        raise UsageError(f"{model.model_name} is an ImageNet initialisation with a random classifier; "
+        raise UsageError(f"{model.info.name} is an ImageNet initialisation with a random classifier; "
                          "use an AudioSet model such as dymn10_as")  # fmt: skip
 
 
-def cmd_tag(args) -> int:
-    from .audio import find_audio_files
-    from .inference import Tagger
+def _tagger(args):
+    from .inference import Tagger, resolve_device
 
-    if args.top_k < 0:
-        raise UsageError("--top-k must be 0 (all classes) or positive")
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    if args.output and not Path(args.output).parent.is_dir():
-        raise UsageError(f"cannot write {args.output}: its folder does not exist")
-    model = _load_model(args.model, args.weights, args.backend)
-    _refuse_imagenet(model)
-    tagger = Tagger(model, device=args.device, batch_size=args.batch_size)
-    files, problems = find_audio_files(args.paths)
+    resolve_device(args.device)
+    model = _load(args)
+    _refuse_untrained(model)
+    return Tagger(model, device=args.device, batch_size=args.batch_size)
+
+
+def _files(paths) -> tuple[list, int]:
+    from .audio import find_audio_files
+
+    files, problems = find_audio_files(paths)
     for p in problems:
         _err(f"skipped {p}")
+    return files, len(problems)
 
-    failed = len(problems)
+
+def cmd_tag(args) -> int:
+    if args.top_k < 0:
+        raise UsageError("--top-k must be 0 (all classes) or positive")
+    _check_outputs([args.output], args.paths)
+    tagger = _tagger(args)
+    files, failed = _files(args.paths)
+    missing = failed
+    _check_outputs([args.output], files)
     progress = args.progress if args.progress is not None else (len(files) > 3 and sys.stderr.isatty())
+    stream = args.format == "text" and args.output is None
 
     def on_error(path, msg):
         nonlocal failed
@@ -114,22 +102,18 @@ def cmd_tag(args) -> int:
         _err(f"skipped {msg}")
 
     results = []
-    for r in tagger.tag_files(
-        files,
-        top_k=args.top_k,
-        on_error=on_error,
-        on_warning=lambda p, m: _err(f"warning: {p}: {m}"),
-        progress=progress,
-    ):
-        if args.format == "text" and args.output is None:
-            sys.stdout.write(_format_results([r], "text"))  # stream text as it comes
-            sys.stdout.flush()
-        results.append(r)
-    if args.format != "text" or args.output is not None:
-        _write_output(_format_results(results, args.format), args.output)
-    total = len(files) + len(problems)
+    for r in tagger.tag_files(files, top_k=args.top_k, on_error=on_error, progress=progress,
+                              on_warning=lambda p, m: _err(f"warning: {p}: {m}")):  # fmt: skip
+        if stream:
+            _emit(r.to_text(), None)  # text comes out as it is ready
+        else:
+            results.append(r)
+    if not stream:
+        from .inference import TagResult
+
+        _emit(TagResult.dumps(results, args.format), args.output)
     if failed:
-        _err(f"{failed} of {total} input(s) failed")
+        _err(f"{failed} of {len(files) + missing} input(s) failed")
         return 1
     return 0
 
@@ -139,18 +123,13 @@ def cmd_models(args) -> int:
 
     names = list_models(args.pattern, taggers_only=not args.all)
     if not names:
-        raise UsageError(f"no model matches {args.pattern!r}")
+        raise UsageError(f"no model matches {args.pattern!r}; `dymn models --all` lists every name")
     rows = [("name", "arch", "params (M)", "GMACs", "mAP", "notes")]
     for n in names:
         c = get_pretrained_cfg(n)
-        rows.append((
-            n,
-            c.arch,
-            f"{c.params / 1e6:.2f}" if c.params else "-",
-            f"{c.macs_g:.2f}" if c.macs_g is not None else "-",
-            f"{c.map:.1f}" if c.map is not None else "-",
-            c.notes,
-        ))  # fmt: skip
+        rows.append((n, c.arch, f"{c.params / 1e6:.2f}" if c.params else "-",
+                     f"{c.macs_g:.2f}" if c.macs_g is not None else "-", f"{c.map:.1f}" if c.map is not None else "-",
+                     c.notes))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
@@ -159,27 +138,36 @@ def cmd_models(args) -> int:
 
 def cmd_info(args) -> int:
     from .complexity import count_macs, count_params, receptive_field
-    from .factory import create_model
+    from .loader import load
 
-    model = create_model(args.name, weights=args.weights) if args.weights else create_model(args.name)
-    fe = model.frontend_config
+    if not 0.1 <= args.seconds <= 600:
+        raise UsageError("--seconds must be between 0.1 and 600")
+    # the architecture is all that is measured: registry names are built without downloading weights
+    model = load(args.name, weights=args.weights, pretrained=False)
+    info = model.info
+    if info.arch not in ("mn", "dymn"):
+        raise UsageError(f"dymn info describes one MN or DyMN network, not {info.arch} {info.name}")
+    fe = info.frontend
     frames = 1 + (int(args.seconds * fe.sample_rate) - 1) // fe.hop_length
     shape = (1, 1, fe.n_mels, frames)
     macs = count_macs(model, shape)
     rf_f, rf_t = receptive_field(model, shape)
-    cfg = model.pretrained_cfg
-    print(f"model            {model.model_name} ({model.arch})")
-    print(f"parameters       {count_params(model):,} ({count_params(model) / 1e6:.3f} M)")
+    n = count_params(model)
+    print(f"model            {printable(info.name)} ({info.arch})")
+    print(f"parameters       {n:,} ({n / 1e6:.3f} M)")
     print(f"MACs per {args.seconds:g} s    {macs.gmacs:.3f} G"
           f"  (static conv {macs.conv / 1e9:.3f}, dynamic conv {macs.dynamic_conv / 1e9:.3f}, "
           f"kernel mixing {macs.kernel_mixing / 1e9:.4f}, linear {macs.linear / 1e9:.4f})")  # fmt: skip
     print(f"receptive field  {rf_f} mel bins x {rf_t} frames ({rf_t * fe.hop_length / fe.sample_rate:.2f} s)")
-    print(f"input            {fe.sample_rate} Hz, {fe.n_mels} mels, hop {fe.hop_length}, "
-          f"window {fe.win_length}, "
+    print(f"input            {fe.sample_rate} Hz, {fe.n_mels} mels, hop {fe.hop_length}, window {fe.win_length}, "
           f"n_fft {fe.n_fft}; {frames} frames for {args.seconds:g} s")  # fmt: skip
-    print(f"embedding        {model.embed_dim}-d, {len(model.labels)} classes")
-    print(f"config           {json.dumps(model.config.to_dict())}")
-    if cfg is not None:
+    print(f"outputs          {info.num_classes} classes ({info.task}, {info.activation}), "
+          f"{info.embed_dim}-d embedding")  # fmt: skip
+    print(f"config           {info.config}")
+    cfg = info.pretrained_cfg
+    if args.weights:
+        print(f"weights          {printable(info.source)}")
+    elif cfg is not None:
         print(f"weights          {cfg.url}")
         print(f"sha256           {cfg.sha256 or 'not published'}")
         print(f"AudioSet mAP     {cfg.map if cfg.map is not None else 'not published'}")
@@ -189,159 +177,98 @@ def cmd_info(args) -> int:
 
 
 def _event_config(args):
-    from .timeline import EventConfig
+    from .timelines import EventConfig
 
-    for name in ("threshold", "low_threshold"):
-        v = getattr(args, name)
-        if v is not None and not 0 <= v <= 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1")
-    if args.median < 1 or args.median % 2 == 0:
-        raise UsageError("--median must be an odd number of windows (1 = no smoothing)")
     return EventConfig(threshold=args.threshold, low=args.low_threshold, median=args.median,
                        merge_gap=args.merge_gap, min_duration=args.min_duration)  # fmt: skip
 
 
 def cmd_timeline(args) -> int:
     from .audio import audio_info
-    from .inference import Tagger
-    from .timeline import detect_events, plot_timeline, timeline
+    from .timelines import check_window_hop, detect_events, plot_timeline, timeline
 
-    for opt in ("scores", "plot", "output"):
-        val = getattr(args, opt)
-        if val and not Path(val).parent.is_dir():
-            raise UsageError(f"cannot write {val}: its folder does not exist")
+    _check_outputs([args.scores, args.plot, args.output], [args.file])
     cfg = _event_config(args)
-    if args.window <= 0 or args.hop <= 0:
-        raise UsageError("--window and --hop must be positive")
-    if args.hop > args.window:
-        raise UsageError(f"--hop ({args.hop} s) must not be larger than --window ({args.window} s)")
+    check_window_hop(args.window, args.hop)
+    if args.plot:
+        from .errors import require
+
+        require("matplotlib", "plot", "--plot")
     audio_info(args.file)  # a bad file fails before the model is loaded
-    model = _load_model(args.model, args.weights)
-    _refuse_imagenet(model)
-    tagger = Tagger(model, device=args.device, batch_size=args.batch_size)
-    tl = timeline(args.file, window=args.window, hop=args.hop, tagger=tagger)
+    tagger = _tagger(args)
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    tl = timeline(args.file, window=args.window, hop=args.hop, tagger=tagger, progress=progress)
     events = detect_events(tl, cfg)
     if args.scores:
-        _write_scores(tl, args.scores)
+        tl.write_scores(args.scores)
     if args.plot:
         plot_timeline(tl, args.plot, top=args.plot_top, events=events)
     if args.format == "json":
-        top = tl.top_classes(args.top_k) if args.top_k else list(range(len(tl.labels)))
-        doc = {
-            "file": args.file, "duration": round(tl.duration, 4), "window": tl.window, "hop": tl.hop,
-            "model": getattr(model, "model_name", None),
-            "events": [e.to_dict() for e in events],
-            "windows": [
-                {"start": round(float(s), 4), "end": round(float(e), 4),
-                 "scores": {tl.labels[i]: round(float(p[i]), 4) for i in top}}
-                for s, e, p in zip(tl.starts, tl.ends, tl.probs)
-            ],
-        }  # fmt: skip
-        text = json.dumps(doc, indent=1) + "\n"
+        text = tl.to_json(events, top_k=args.top_k, model=tagger.info.name)
     elif args.format == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["file", "label", "index", "onset", "offset", "peak"])
-        for e in events:
-            w.writerow([args.file, e.label, e.index, f"{e.onset:.3f}", f"{e.offset:.3f}", f"{e.peak:.4f}"])
-        text = buf.getvalue()
+        text = tl.events_csv(events, args.file)
     else:
-        n = len(tl.starts)
-        lines = [f"{args.file} ({tl.duration:.2f} s, {n} windows of {tl.window:g} s every {tl.hop:g} s)"]
-        lines += [f"  {e.onset:9.2f} - {e.offset:9.2f} s  {e.label} (peak {e.peak:.2f})" for e in events]
-        if not events:
-            lines.append("  no events above the threshold")
-        text = "\n".join(lines) + "\n"
-    _write_output(text, args.output)
+        text = tl.to_text(events)
+    _emit(text, args.output)
     return 0
 
 
-def _write_scores(tl, path) -> None:
-    from .hub import atomic_write
-
-    def write(tmp):
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["start", "end", *tl.labels])
-            for s, e, p in zip(tl.starts, tl.ends, tl.probs):
-                w.writerow([f"{s:.3f}", f"{e:.3f}", *(f"{v:.4f}" for v in p)])
-
-    atomic_write(Path(path), write)
-
-
 def cmd_embed(args) -> int:
-    from .audio import find_audio_files
-    from .embed import embed
+    from .embedding import embed
+    from .timelines import check_window_hop
 
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist")
-    if args.timestamps and (args.window <= 0 or args.hop <= 0 or args.hop > args.window):
-        raise UsageError("--window and --hop must be positive, and --hop not larger than --window")
-    model = _load_model(args.model, args.weights)
-    files, problems = find_audio_files(args.paths)
-    failed = len(problems)
-    for p in problems:
-        _err(f"skipped {p}")
+    _check_outputs([args.out], args.paths)
+    if args.timestamps:
+        check_window_hop(args.window, args.hop)
+    tagger = _tagger(args)
+    files, failed = _files(args.paths)
+    missing = failed
+    _check_outputs([args.out], files)
 
     def on_error(path, msg):
         nonlocal failed
         failed += 1
         _err(f"skipped {msg}")
 
-    result = embed(files, model=model, timestamps=args.timestamps, window=args.window, hop=args.hop,
-                   batch_size=args.batch_size, device=args.device, on_error=on_error)  # fmt: skip
-    result.save(out)
+    result = embed(files, model=tagger, timestamps=args.timestamps, window=args.window, hop=args.hop,
+                   on_error=on_error)  # fmt: skip
+    result.save(args.out)
     extra = f", {len(result.window)} window embeddings" if result.window is not None else ""
-    print(f"wrote {out}: {len(result.files)} clip embeddings of {result.clip.shape[1]} dims{extra}")
+    print(f"wrote {args.out}: {len(result.files)} clip embeddings of {result.clip.shape[1]} dims{extra}")
     if failed:
-        _err(f"{failed} of {len(files) + len(problems)} input(s) failed")
+        _err(f"{failed} of {len(files) + missing} input(s) failed")
         return 1
     return 0
 
 
 def cmd_listen(args) -> int:
-    from .inference import Tagger
     from .live import LiveTagger, microphone_blocks, pcm_blocks, run_live
 
-    if args.hop <= 0 or args.window <= 0 or args.hop > args.window:
-        raise UsageError("--window and --hop must be positive, and --hop not larger than --window")
-    model = _load_model(args.model, args.weights)
-    _refuse_imagenet(model)
-    tagger = Tagger(model, device=args.device, batch_size=1)
+    args.batch_size = 1
+    tagger = _tagger(args)
     live = LiveTagger(tagger, window=args.window, hop=args.hop, threshold=args.threshold, top_k=args.top_k)
     sr = tagger.sample_rate
     if args.stdin:
         blocks = pcm_blocks(sys.stdin.buffer, args.rate, sr, args.pcm_format, args.channels)
     else:
-        try:
-            blocks = microphone_blocks(sr)
-            first = next(blocks)
-        except RuntimeError as exc:
-            raise UsageError(str(exc)) from None
         import itertools
 
-        blocks = itertools.chain([first], blocks)
-    run_live(blocks, live)
+        blocks = microphone_blocks(sr)
+        blocks = itertools.chain([next(blocks)], blocks)  # fails here, before any output, without a mic
+    run_live(blocks, live, fmt=args.format)
     return 0
 
 
 def cmd_export(args) -> int:
     from .export import export_onnx, export_torchscript
-    from .factory import create_model
 
-    if args.model is None and args.weights is None:
-        raise UsageError("name a model with --model, or give a dymn checkpoint with --weights")
-    out = Path(args.output)
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist")
-    model = _load_model(args.model, args.weights) if (args.weights or args.pretrained) else create_model(args.model)
-    if args.format == "onnx":
-        path = export_onnx(model, out, with_frontend=args.with_frontend)
-    else:
-        path = export_torchscript(model, out, with_frontend=args.with_frontend)
+    _check_outputs([args.output], [args.weights] if args.weights else [])
+    model = _load(args)
+    writer = export_onnx if args.format == "onnx" else export_torchscript
+    path = writer(model, args.output, with_frontend=args.with_frontend)
     inp = "waveform (batch, samples)" if args.with_frontend else "spectrogram (batch, 1, n_mels, frames)"
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input {inp}, outputs logits, embedding")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) from {printable(model.info.source)}: "
+          f"input {inp}, outputs logits, embedding")  # fmt: skip
     return 0
 
 
@@ -356,133 +283,144 @@ def cmd_bench(args) -> int:
         batches = [int(b) for b in args.batch.split(",")]
     except ValueError:
         raise UsageError(f"--batch takes comma-separated integers, got {args.batch!r}") from None
-    if any(b < 1 for b in batches) or args.threads < 0:
-        raise UsageError("batch sizes must be positive and --threads non-negative")
+    if any(b < 1 for b in batches) or args.threads < 0 or args.repeats < 1:
+        raise UsageError("batch sizes and --repeats must be positive and --threads non-negative")
+    from .inference import resolve_device
+
+    resolve_device(args.device)
     table = run_benchmark(models, batches, threads=args.threads or None, device=args.device,
-                          repeats=args.repeats, onnx=args.onnx, log=lambda m: _err(m))  # fmt: skip
-    _write_output(table, args.output)
+                          repeats=args.repeats, onnx=args.onnx, log=_err)  # fmt: skip
+    _emit(table, args.output)
     return 0
 
 
+def _model_args(sp, batch: bool = True) -> None:
+    sp.add_argument("--model", default=None,
+                    help=f"registry name (see `dymn models`), a weights or .onnx file, or a,b,c for an ensemble "
+                         f"(default {DEFAULT_MODEL}, released weights downloaded on first use)")  # fmt: skip
+    sp.add_argument("--weights", default=None,
+                    help="local weights: a dymn checkpoint (self-describing), an .onnx export, or an official "
+                         "state dict together with --model naming its architecture")  # fmt: skip
+    if batch:
+        sp.add_argument("--batch-size", type=int, default=8, help="clips (or windows) per model call")
+    sp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dymn", description="Efficient pre-trained audio taggers (MN, DyMN).")
+    p = argparse.ArgumentParser(prog="dymn", description="Efficient pre-trained audio taggers (MN, DyMN).",
+                                formatter_class=_Help)  # fmt: skip
     p.add_argument("--version", action="version", version=f"dymn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    t = sub.add_parser("tag", help="tag audio files with AudioSet (or a fine-tuned model's) classes")
+    def command(name, help_text, func):
+        sp = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Help)
+        sp.set_defaults(func=func)
+        return sp
+
+    t = command("tag", "tag audio files with AudioSet (or a fine-tuned model's) classes", cmd_tag)
     t.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories (searched recursively)")
-    t.add_argument("--model", default=None, help=f"registry name (default {DEFAULT_MODEL}; see `dymn models`)")
-    t.add_argument("--weights", default=None, help="local weights: a dymn checkpoint or an official state dict")
-    t.add_argument("--top-k", type=int, default=10, help="tags per file; 0 = all classes (default 10)")
-    t.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    t.add_argument("--output", "-o", default=None, help="write results to this file (atomically)")
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    _model_args(t)
+    t.add_argument("--top-k", type=int, default=10, help="tags per file; 0 = all classes")
+    t.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format")
+    t.add_argument("--output", "-o", default=None, help="write results to this file (atomically) instead of stdout")
     t.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="onnx: run a file written by `dymn export onnx` (give it as --weights)")  # fmt: skip
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: on for more than 3 files on a terminal)")  # fmt: skip
-    t.set_defaults(func=cmd_tag)
+                   help="progress bar on stderr (default: on for more than 3 files on a terminal)")  # fmt: skip
 
-    m = sub.add_parser("models", help="list the registered models")
+    m = command("models", "list the registered models", cmd_models)
     m.add_argument("pattern", nargs="?", default=None, help="filter, e.g. 'dymn*' or 'mn10'")
     m.add_argument("--all", action="store_true", help="include ImageNet initialisation checkpoints")
-    m.set_defaults(func=cmd_models)
 
-    i = sub.add_parser("info", help="parameters, MACs and receptive field of a model")
-    i.add_argument("name", nargs="?", default=DEFAULT_MODEL, help="registry name or 'mn' / 'dymn'")
-    i.add_argument("--weights", default=None, help="describe a local checkpoint instead")
-    i.add_argument("--seconds", type=float, default=10.0, help="clip length for the MAC count (default 10)")
-    i.set_defaults(func=cmd_info)
+    i = command("info", "parameters, MACs and receptive field of a model", cmd_info)
+    i.add_argument("name", nargs="?", default=None, help=f"registry name or 'mn' / 'dymn' (default {DEFAULT_MODEL})")
+    i.add_argument("--weights", default=None, help="describe a local checkpoint (with NAME for a plain state dict)")
+    i.add_argument("--seconds", type=float, default=10.0, help="clip length for the MAC count")
 
-    def model_args(sp, default_help=f"registry name, or a,b,c for an ensemble (default {DEFAULT_MODEL})"):
-        sp.add_argument("--model", default=None, help=default_help)
-        sp.add_argument("--weights", default=None, help="local weights: a dymn checkpoint or an official state dict")
-        sp.add_argument("--batch-size", type=int, default=8)
-        sp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-
-    tl = sub.add_parser("timeline", help="class probabilities over time and events, for audio of any length")
+    tl = command("timeline", "class probabilities over time and events, for audio of any length", cmd_timeline)
     tl.add_argument("file", help="an audio file (decoded in blocks: hours are fine)")
-    model_args(tl)
-    tl.add_argument("--window", type=float, default=10.0, help="window length in seconds (default 10)")
-    tl.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
-    tl.add_argument("--threshold", type=float, default=0.5, help="event threshold (default 0.5)")
-    tl.add_argument("--low-threshold", type=float, default=None, help="hysteresis: stay active above this")
-    tl.add_argument("--median", type=int, default=1, help="median smoothing over N windows (odd; default 1)")
-    tl.add_argument("--merge-gap", type=float, default=0.0, help="merge events closer than this (s)")
-    tl.add_argument("--min-duration", type=float, default=0.0, help="drop shorter events (s)")
+    _model_args(tl)
+    tl.add_argument("--window", type=float, default=10.0, help="window length in seconds")
+    tl.add_argument("--hop", type=float, default=1.0, help="seconds between windows")
+    tl.add_argument("--threshold", type=float, default=0.5, help="an event starts where a class reaches this")
+    tl.add_argument(
+        "--low-threshold",
+        type=float,
+        default=None,
+        help="hysteresis: an event lasts while its class stays above this (default: threshold)",
+    )
+    tl.add_argument("--median", type=int, default=3, help="median smoothing over N windows (odd; 1 = none)")
+    tl.add_argument("--merge-gap", type=float, default=0.0, help="merge events of a class closer than this (s)")
+    tl.add_argument("--min-duration", type=float, default=0.0, help="drop events shorter than this (s)")
     tl.add_argument("--format", choices=("text", "csv", "json"), default="text",
-                    help="events as text or CSV; JSON adds per-window scores of the top classes")  # fmt: skip
-    tl.add_argument("--top-k", type=int, default=10, help="classes per window in JSON (0 = all)")
-    tl.add_argument("--output", "-o", default=None, help="write events / JSON to this file")
-    tl.add_argument("--scores", default=None, help="write every window's 527 probabilities as CSV")
-    tl.add_argument("--plot", default=None, help="draw the top classes over time to this PNG/SVG/PDF")
-    tl.add_argument("--plot-top", type=int, default=8)
-    tl.set_defaults(func=cmd_timeline)
+                    help="events as text or CSV; JSON adds each window's top classes")  # fmt: skip
+    tl.add_argument("--top-k", type=int, default=10, help="classes per window in JSON, each window's own (0 = all)")
+    tl.add_argument("--output", "-o", default=None, help="write events / JSON to this file instead of stdout")
+    tl.add_argument("--scores", default=None, help="write every window's probabilities as CSV to this file")
+    tl.add_argument("--plot", default=None, help="draw classes over time with events to this PNG/SVG/PDF")
+    tl.add_argument("--plot-top", type=int, default=8, help="rows in the plot (classes with events always shown)")
+    tl.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="progress on stderr (default: on a terminal)")  # fmt: skip
 
-    em = sub.add_parser("embed", help="clip (and per-window) embeddings to an .npz file")
-    em.add_argument("paths", nargs="+", metavar="PATH")
-    model_args(em)
+    em = command("embed", "clip (and per-window) embeddings to an .npz file", cmd_embed)
+    em.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories")
+    _model_args(em)
     em.add_argument("--out", required=True, help="output .npz (written atomically)")
     em.add_argument("--timestamps", action="store_true", help="also per-window embeddings with times")
-    em.add_argument("--window", type=float, default=10.0)
-    em.add_argument("--hop", type=float, default=1.0)
-    em.set_defaults(func=cmd_embed)
+    em.add_argument("--window", type=float, default=10.0, help="window length for --timestamps (s)")
+    em.add_argument("--hop", type=float, default=1.0, help="hop between windows for --timestamps (s)")
 
-    li = sub.add_parser("listen", help="live tagging from the microphone or raw PCM on stdin")
-    model_args(li)
+    li = command("listen", "live tagging from the microphone or raw PCM on stdin", cmd_listen)
+    _model_args(li, batch=False)
     li.add_argument("--stdin", action="store_true", help="read raw PCM from standard input")
-    li.add_argument("--rate", type=int, default=16000, help="stdin sample rate (default 16000)")
-    li.add_argument("--channels", type=int, default=1, help="stdin channels, interleaved (default 1)")
-    li.add_argument("--pcm-format", choices=("s16le", "s32le", "f32le"), default="s16le")
-    li.add_argument("--window", type=float, default=10.0)
-    li.add_argument("--hop", type=float, default=1.0)
-    li.add_argument("--threshold", type=float, default=0.3, help="announce events above this (default 0.3)")
-    li.add_argument("--top-k", type=int, default=3)
-    li.set_defaults(func=cmd_listen)
+    li.add_argument("--rate", type=int, default=16000, help="stdin sample rate (Hz)")
+    li.add_argument("--channels", type=int, default=1, help="stdin channels, interleaved")
+    li.add_argument("--pcm-format", choices=("s16le", "s32le", "f32le"), default="s16le", help="stdin sample format")
+    li.add_argument("--window", type=float, default=10.0, help="seconds of audio each prediction sees")
+    li.add_argument("--hop", type=float, default=1.0, help="seconds between predictions")
+    li.add_argument("--threshold", type=float, default=0.3, help="announce a sound when it reaches this")
+    li.add_argument("--top-k", type=int, default=3, help="tags printed per hop")
+    li.add_argument("--format", choices=("text", "jsonl"), default="text",
+                    help="text: 'time  label: p | label: p'; jsonl: one JSON object per hop")  # fmt: skip
 
-    e = sub.add_parser("export", help="export a model to ONNX or TorchScript")
-    e.add_argument("format", choices=("onnx", "torchscript"))
-    e.add_argument("--model", default=None, help="registry name (architecture and, with --pretrained, weights)")
-    e.add_argument("--weights", default=None, help="local weights (dymn checkpoint or official state dict)")
-    e.add_argument("--pretrained", action="store_true", help="download the registry weights")
+    e = command("export", "export a model (released weights by default) to ONNX or TorchScript", cmd_export)
+    e.add_argument("format", choices=("onnx", "torchscript"), help="file format")
+    e.add_argument("--model", default=None,
+                   help=f"registry name (its released weights) or the architecture of --weights "
+                        f"(default {DEFAULT_MODEL})")  # fmt: skip
+    e.add_argument("--weights", default=None, help="local weights (dymn checkpoint, or state dict with --model)")
     e.add_argument("--with-frontend", action="store_true", help="include the mel frontend: waveform input")
     e.add_argument("--output", "-o", required=True, help="output file (written atomically)")
-    e.set_defaults(func=cmd_export)
 
-    b = sub.add_parser("bench", help="inference speed: reference-style vs eager vs optimized (markdown table)")
-    b.add_argument("--models", default="mn04_as,mn10_as,dymn04_as,dymn10_as,dymn20_as")
-    b.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
+    b = command("bench", "inference speed: reference-style vs eager vs optimized (markdown table)", cmd_bench)
+    b.add_argument("--models", default="mn04_as,mn10_as,dymn04_as,dymn10_as,dymn20_as",
+                   help="comma-separated registry names (random weights: speed only)")  # fmt: skip
+    b.add_argument("--batch", default="1,8", help="comma-separated batch sizes")
     b.add_argument("--threads", type=int, default=2, help="torch threads (0 = torch's default)")
-    b.add_argument("--device", default="cpu")
-    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    b.add_argument("--repeats", type=int, default=5, help="timing rounds (the minimum is reported)")
     b.add_argument("--onnx", action="store_true", help="also time onnxruntime on an export of each model")
     b.add_argument("--output", "-o", default=None, help="write the markdown table to this file")
-    b.set_defaults(func=cmd_bench)
     from .train.cli import register
 
-    register(sub)
+    register(sub, _Help)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .audio import AudioError
-    from .export import ExportError
-    from .hub import WeightsError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, AudioError, WeightsError, ExportError, ValueError, ImportError, OSError) as exc:
+    except DymnError as exc:
         _err(f"error: {exc}")
-        return 2
-    except KeyError as exc:  # unknown registry names
-        _err(f"error: {exc.args[0] if exc.args else exc}")
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except BrokenPipeError:  # e.g. `dymn tag ... | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -7,40 +7,50 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .frontend import FrontendConfig, MelFrontend
+from .errors import UsageError
+from .frontend import MelFrontend
+from .model import ModelInfo
 
 
 class Ensemble(nn.Module):
     """Waveform (B, N) -> (mean of the members' logits, concatenated embeddings).
 
-    Members may use different frontends (hop or mel variants); they must share sample rate and labels.
-    Averaging is on logits, as in the reference's ensembles.
+    Members may use different frontends (hop or mel variants); they must share sample rate, labels and
+    task. Averaging is on logits, as in the reference's ensembles. Members are optimized for inference
+    unless ``fast=False``.
     """
 
     arch = "ensemble"
-    takes_waveform = True
-    pretrained_cfg = None
 
-    def __init__(self, models: Sequence[nn.Module]):
+    def __init__(self, models: Sequence[nn.Module], fast: bool = True):
         super().__init__()
         if len(models) < 1:
-            raise ValueError("an ensemble needs at least one model")
-        first = models[0]
+            raise UsageError("an ensemble needs at least one model")
+        first = models[0].info
         for m in models[1:]:
-            if list(m.labels) != list(first.labels):
-                raise ValueError(f"cannot ensemble {first.model_name} and {m.model_name}: their label sets differ")
-            if m.frontend_config.sample_rate != first.frontend_config.sample_rate:
-                raise ValueError(
-                    f"cannot ensemble {first.model_name} and {m.model_name}: sample rates differ "
-                    f"({first.frontend_config.sample_rate} vs {m.frontend_config.sample_rate} Hz)"
-                )
+            info = m.info
+            if info.labels != first.labels:
+                raise UsageError(f"cannot ensemble {first.name} and {info.name}: their label sets differ")
+            if info.sample_rate != first.sample_rate:
+                raise UsageError(f"cannot ensemble {first.name} and {info.name}: sample rates differ "
+                                 f"({first.sample_rate} vs {info.sample_rate} Hz)")  # fmt: skip
+            if info.task != first.task:
+                raise UsageError(f"cannot ensemble {first.name} ({first.task}) and {info.name} ({info.task})")
+            if info.input != "spectrogram":
+                raise UsageError(f"{info.name} takes waveforms (an ensemble or an export with its frontend) "
+                                 "and cannot be an ensemble member")  # fmt: skip
+        if fast:
+            from .optimized import optimize
+
+            models = [optimize(m) if getattr(m, "arch", None) in ("mn", "dymn") else m for m in models]
         self.members = nn.ModuleList(models)
-        self.frontends = nn.ModuleList(MelFrontend.from_config(m.frontend_config).eval() for m in models)
-        self.labels = list(first.labels)
-        self.model_name = "+".join(str(getattr(m, "model_name", "model")) for m in models)
-        # sample rate (the only frontend field a waveform model's caller needs)
-        self.frontend_config = FrontendConfig(sample_rate=first.frontend_config.sample_rate)
-        self.embed_dim = sum(int(m.embed_dim) for m in models)
+        self.frontends = nn.ModuleList(MelFrontend.from_config(m.info.frontend).eval() for m in models)
+        self.info = ModelInfo(
+            name="+".join(m.info.name for m in models), arch="ensemble", labels=first.labels,
+            frontend=first.frontend, task=first.task, config={"members": [m.info.name for m in models]},
+            embed_dim=sum(m.info.embed_dim for m in models), input="waveform",
+            source="; ".join(m.info.source for m in models),
+        )  # fmt: skip
 
     def forward(self, wave: torch.Tensor):
         logits, embeddings = [], []
@@ -49,26 +59,3 @@ class Ensemble(nn.Module):
             logits.append(lo.float())
             embeddings.append(emb.float())
         return torch.stack(logits).mean(dim=0), torch.cat(embeddings, dim=1)
-
-
-def create_ensemble(models: Sequence[str | nn.Module], pretrained: bool = True, fast: bool = True) -> Ensemble:
-    """An :class:`Ensemble` from registry names (weights downloaded) or ready models.
-
-    ``fast`` runs each member through :func:`dymn.optimize` (same outputs, faster inference).
-    """
-    from .factory import create_model
-    from .optimize import optimize
-
-    if isinstance(models, str):
-        models = [m for m in models.split(",") if m]
-    from .registry import get_pretrained_cfg
-
-    for m in models:
-        if isinstance(m, str):
-            get_pretrained_cfg(m)  # an unknown name fails before anything is downloaded
-    built = []
-    for m in models:
-        model = create_model(m, pretrained=pretrained) if isinstance(m, str) else m
-        # plain MN / DyMN models get the fast path; optimized or exported ones are used as they are
-        built.append(optimize(model) if fast and getattr(model, "arch", None) in ("mn", "dymn") else model)
-    return Ensemble(built).eval()

@@ -13,15 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_write
+from .errors import DymnError, ExportError, first_line
 from .frontend import FrontendConfig, MelFrontend
-from .hub import atomic_write
-from .optimize import optimize
+from .model import ModelInfo
+from .optimized import optimize
 
 ONNX_META_KEY = "dymn"
-
-
-class ExportError(RuntimeError):
-    """An export or an exported file that cannot be used; the message says why."""
 
 
 class WaveformModel(nn.Module):
@@ -45,7 +43,7 @@ def export_module(model: nn.Module, with_frontend: bool = False) -> nn.Module:
     fast = optimize(model, channels_last=False, static_dynamic_convs=True, micro_batch=None)
     if not with_frontend:
         return fast
-    fe = MelFrontend.from_config(model.frontend_config).eval()
+    fe = MelFrontend.from_config(model.info.frontend).eval()
     fe.conv_stft = True
     return WaveformModel(fe, fast).eval()
 
@@ -70,14 +68,23 @@ def _check_out(path: str | os.PathLike) -> Path:
 
 
 def _meta(model: nn.Module, with_frontend: bool) -> dict:
+    info = model.info
     return {
-        "name": getattr(model, "model_name", None),
-        "arch": model.arch,
+        "name": info.name,
+        "arch": info.arch,
         "input": "waveform" if with_frontend else "spectrogram",
-        "frontend": model.frontend_config.to_dict(),
-        "labels": list(model.labels),
-        "embed_dim": model.embed_dim,
+        "frontend": info.frontend.to_dict(),
+        "labels": list(info.labels),
+        "task": info.task,
+        "clip_seconds": info.clip_seconds,
+        "embed_dim": info.embed_dim,
+        "config": info.config,
     }
+
+
+def _check_exportable(model) -> None:
+    if getattr(model, "arch", None) not in ("mn", "dymn"):
+        raise ExportError(f"only MN and DyMN networks can be exported, not {model.info.name} ({model.info.arch})")
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool = False, opset: int = 18) -> Path:
@@ -89,8 +96,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool =
     import onnx
 
     path = _check_out(path)
+    _check_exportable(model)
     module = export_module(model, with_frontend)
-    fe = model.frontend_config
+    fe = model.info.frontend
     if with_frontend:
         example = (torch.randn(2, fe.sample_rate),)
         names, axes = ["waveform"], {"waveform": {0: "batch", 1: "samples"}}
@@ -124,14 +132,15 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool =
     except ExportError:
         raise
     except Exception as exc:
-        raise ExportError(f"ONNX export of {getattr(model, 'model_name', model.arch)} failed: {exc}") from exc
+        raise ExportError(f"ONNX export of {model.info.name} failed: {exc}") from exc
 
 
 def export_torchscript(model: nn.Module, path: str | os.PathLike, with_frontend: bool = False) -> Path:
     """Write a traced TorchScript module (same inputs and outputs as the ONNX export)."""
     path = _check_out(path)
+    _check_exportable(model)
     module = export_module(model, with_frontend)
-    fe = model.frontend_config
+    fe = model.info.frontend
     example = torch.randn(2, fe.sample_rate) if with_frontend else torch.randn(2, 1, fe.n_mels, 200)
 
     def write(tmp: str) -> None:
@@ -144,16 +153,14 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, with_frontend:
 
 
 class OnnxModel:
-    """An exported ONNX file used like a model by :class:`dymn.Tagger` (onnxruntime, CPU by default)."""
+    """An exported ONNX file under the model contract (``info``; called like the exported module)."""
 
     arch = "onnx"
-    pretrained_cfg = None
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, providers=None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ExportError("the ONNX backend needs onnxruntime: pip install 'dymn[export]'") from None
+        from .errors import require
+
+        ort = require("onnxruntime", "export", "running ONNX files")
         path = Path(path)
         if not path.is_file():
             raise ExportError(f"{path}: no such ONNX file")
@@ -164,17 +171,11 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:
-            msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"{path}: not a valid ONNX model ({msg})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map.get(ONNX_META_KEY)
-        if meta is None:
+            raise ExportError(f"{path}: not a valid ONNX model ({first_line(exc)})") from None
+        text = self.session.get_modelmeta().custom_metadata_map.get(ONNX_META_KEY)
+        if text is None:
             raise ExportError(f"{path}: not exported by dymn (no dymn metadata); use `dymn export onnx`")
-        meta = json.loads(meta)
-        self.model_name = meta.get("name") or path.stem
-        self.labels = meta["labels"]
-        self.frontend_config = FrontendConfig(**meta["frontend"])
-        self.takes_waveform = meta["input"] == "waveform"
-        self.embed_dim = meta.get("embed_dim")
+        self.info = _info_from_meta(text, path)
         self.input_name = self.session.get_inputs()[0].name
 
     def to(self, *args, **kwargs):
@@ -187,3 +188,20 @@ class OnnxModel:
         arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
         logits, emb = self.session.run(None, {self.input_name: arr})
         return torch.from_numpy(logits), torch.from_numpy(emb)
+
+
+def _info_from_meta(text: str, path: Path) -> ModelInfo:
+    try:
+        meta = json.loads(text)
+        labels = meta["labels"]
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+            raise ValueError("labels must be a non-empty list of strings")
+        return ModelInfo(
+            name=str(meta.get("name") or path.stem), arch="onnx", labels=tuple(labels),
+            frontend=FrontendConfig(**meta["frontend"]), task=meta.get("task", "multilabel"),
+            config=dict(meta.get("config") or {}, exported_arch=meta.get("arch")),
+            embed_dim=int(meta.get("embed_dim") or 0), input=meta["input"], source=f"file {path}",
+            clip_seconds=meta.get("clip_seconds", 10.0),
+        )  # fmt: skip
+    except (ValueError, TypeError, KeyError, DymnError) as exc:
+        raise ExportError(f"{path}: invalid dymn metadata ({first_line(exc)})") from None

@@ -1,21 +1,24 @@
-"""``create_model``: registry names or architectures, with released or local weights, loaded strictly."""
+"""Building networks: an architecture (or registry entry) with weights, loaded strictly into the contract.
+
+Use :func:`dymn.load`; this module is its engine for MN and DyMN networks.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import torch
 from torch import nn
 
+from .checkpoint import Checkpoint
+from .errors import UsageError, WeightsError
 from .frontend import FrontendConfig
-from .hub import Checkpoint, WeightsError, fetch_pretrained, load_checkpoint
-from .labels import resolve_labels
+from .model import check_labels, default_labels
 from .models.dymn import DyMN, DyMNConfig
 from .models.heads import last_layer_keys, reset_last_layer
 from .models.layers import make_divisible
 from .models.mn import MN, MNConfig
-from .registry import PretrainedCfg, get_pretrained_cfg
+from .registry import list_models
 
 ARCHS = {"mn": (MN, MNConfig), "dymn": (DyMN, DyMNConfig)}
 
@@ -25,8 +28,11 @@ def _build(arch: str, options: dict) -> nn.Module:
     valid = {f.name for f in dataclasses.fields(cfg_cls)}
     unknown = sorted(set(options) - valid)
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {arch}; valid: {', '.join(sorted(valid))}")
-    return cls(cfg_cls(**options))
+        raise UsageError(f"unknown option(s) {', '.join(unknown)} for {arch}; valid: {', '.join(sorted(valid))}")
+    try:
+        return cls(cfg_cls(**options))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"invalid {arch} options: {exc}") from None
 
 
 def _num_classes_in(sd: dict[str, torch.Tensor], head_type: str) -> int | None:
@@ -77,6 +83,11 @@ def load_weights_strict(model: nn.Module, sd: dict[str, torch.Tensor], source: s
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
     wrong = [k for k in own if k in sd and own[k].shape != sd[k].shape]
+    kinds = [k for k in own if k in sd and own[k].is_floating_point() != sd[k].is_floating_point()]
+    if kinds and not (missing or unexpected or wrong):
+        k = kinds[0]
+        raise WeightsError(f"{source}: {len(kinds)} tensor(s) have the wrong type (e.g. {k}: {sd[k].dtype} "
+                           f"in the file, {own[k].dtype} in the model)")  # fmt: skip
     if missing or unexpected or wrong:
         cfg = model.config
         desc = f"{model.arch} (width_mult={cfg.width_mult}, head_type={cfg.head_type}"
@@ -96,66 +107,47 @@ def load_weights_strict(model: nn.Module, sd: dict[str, torch.Tensor], source: s
     model.load_state_dict(sd, strict=True)
 
 
-def create_model(
-    name: str | None = None,
-    *,
-    pretrained: bool = False,
-    weights: str | os.PathLike | Checkpoint | None = None,
-    **overrides,
+def fitting_models(sd: dict[str, torch.Tensor]) -> list[str]:
+    """Registry names whose architecture fits a plain state dict (class count aside), built on the meta device."""
+    from .registry import get_pretrained_cfg
+
+    wanted = {k: tuple(v.shape) for k, v in sd.items()}
+    head_keys = ("classifier.5.", "classifier.1.", "classifier.subspace_proj", "classifier.head_weight")
+    fits, seen = [], {}
+    for name in list_models():
+        cfg = get_pretrained_cfg(name)
+        key = (cfg.arch, tuple(sorted((k, str(v)) for k, v in cfg.arch_config.items())))
+        if key not in seen:
+            with torch.device("meta"):
+                own = {k: tuple(v.shape) for k, v in _build(cfg.arch, dict(cfg.arch_config)).state_dict().items()}
+            seen[key] = set(own) == set(wanted) and all(own[k] == wanted[k] for k in own if not k.startswith(head_keys))
+        if seen[key]:
+            fits.append(name)
+    return sorted(fits, key=lambda n: not get_pretrained_cfg(n).tagger)  # taggers first
+
+
+def build_network(
+    arch: str,
+    options: dict,
+    overrides: dict,
+    ckpt: Checkpoint | None,
+    source: str,
+    label_spec,
+    frontend: FrontendConfig,
+    task: str = "multilabel",
+    temperature: float | None = 1.0,
 ) -> nn.Module:
-    """Build an MN or DyMN, optionally with weights, and return it in eval mode.
+    """An MN or DyMN from options (+ overrides), with ``ckpt``'s weights loaded strictly, in eval mode.
 
-    ``name`` is a registry name (``"dymn10_as"``, see :func:`dymn.list_models`) or an architecture
-    (``"mn"``, ``"dymn"``); it may be omitted when ``weights`` is a self-describing dymn checkpoint.
-    ``pretrained=True`` downloads the entry's released weights (cached); ``weights=PATH`` loads a local
-    file (or a :class:`~dymn.hub.Checkpoint` already read). Loading is strict; a different
-    ``num_classes`` re-initialises only the class layer.
-    The model carries ``labels``, ``frontend_config`` and ``pretrained_cfg`` for inference.
+    A ``num_classes`` override that differs from the file re-initialises only the last classifier layer.
     """
-    entry: PretrainedCfg | None = None
-    if name is not None and name not in ARCHS:
-        entry = get_pretrained_cfg(name)
-    if pretrained and weights is not None:
-        raise ValueError("give either pretrained=True or weights=PATH, not both")
-    if pretrained and entry is None:
-        raise ValueError(f"pretrained=True needs a registry model name, not {name!r}")
-
-    ckpt: Checkpoint | None = None
-    if isinstance(weights, Checkpoint):  # already read by the caller
-        ckpt, weights = weights, weights.path
-    elif weights is not None:
-        ckpt = load_checkpoint(weights)
-    elif pretrained:
-        ckpt = load_checkpoint(fetch_pretrained(entry))
-
-    meta = ckpt.meta if ckpt is not None and ckpt.self_describing else None
-    if meta is not None:
-        arch = meta["arch"]
-        if name is not None and (name if entry is None else entry.arch) != arch:
-            raise ValueError(f"{weights} holds a {arch} model, not {name}")
-        options = dict(meta["arch_config"])
-        frontend = FrontendConfig(**meta["frontend"])
-        label_spec = meta.get("labels") or None
-    elif entry is not None:
-        arch, options, frontend, label_spec = (
-            entry.arch,
-            dict(entry.arch_config),
-            entry.frontend,
-            entry.labels,
-        )
-    elif name in ARCHS:
-        arch, options, frontend, label_spec = name, {}, FrontendConfig(), "audioset"
-    else:
-        raise ValueError("create_model needs a model name unless weights is a self-describing dymn checkpoint")
-
-    options.update(overrides)
+    options = {**options, **overrides}
     head_type = options.get("head_type", "mlp")
     file_classes = _num_classes_in(ckpt.state_dict, head_type) if ckpt else None
     if file_classes is not None and "num_classes" not in overrides:
         options["num_classes"] = file_classes  # a fine-tuned plain state dict keeps its class count
     model = _build(arch, options)
     num_classes = model.config.num_classes
-
     if ckpt is not None:
         sd = dict(ckpt.state_dict)
         replace_head = file_classes is not None and file_classes != num_classes
@@ -164,21 +156,18 @@ def create_model(
             for k, v in model.state_dict().items():
                 if k.startswith(last_layer_keys(head_type)):
                     sd[k] = v
-        load_weights_strict(model, sd, source=str(weights) if weights else f"the {entry.name} weights")
+        load_weights_strict(model, sd, source=source)
+        bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise WeightsError(f"{source}: {len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]})")
         if replace_head:
             reset_last_layer(model, head_type)
             label_spec = None
         if arch == "dymn":
-            if meta is not None:
-                temperature = meta.get("temperature", 1.0)
-            elif entry is not None and entry.temperature is None:
-                temperature = model.config.T_max
-            else:
-                temperature = entry.temperature if entry is not None else 1.0
-            model.set_temperature(temperature)
-
-    model.model_name = name or (meta or {}).get("name") or arch
-    model.pretrained_cfg = entry
-    model.frontend_config = frontend
-    model.labels = resolve_labels(label_spec, num_classes)
+            model.set_temperature(model.config.T_max if temperature is None else temperature)
+    if isinstance(label_spec, (list, tuple)) and label_spec:
+        labels = check_labels(label_spec, num_classes, source)
+    else:  # "audioset" or none recorded: AudioSet names for 527 outputs, class_i otherwise
+        labels = default_labels(num_classes)
+    model.info = model.info.replace(labels=labels, frontend=frontend, task=task, config=model.config.to_dict())
     return model.eval()

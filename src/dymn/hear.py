@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .frontend import MelFrontend
+from .errors import UsageError
+from .inference import Tagger
 
 TIMESTAMP_WINDOW_S = 0.16
 TIMESTAMP_HOP_S = 0.05
@@ -22,48 +22,43 @@ SCENE_WINDOW_S = 10.0
 SCENE_HOP_S = 2.5
 
 
-class HearModel(nn.Module):
-    """A model with its frontend, as the HEAR tools expect (``sample_rate`` and embedding sizes)."""
+class HearModel:
+    """A model with its frontend, as the HEAR tools expect (``sample_rate`` and embedding sizes).
 
-    def __init__(self, model: nn.Module, batch_size: int = 64):
-        super().__init__()
-        from .optimize import optimize
+    Windows are embedded as they are (no padding to the training length), as in the EfficientAT
+    HEAR wrapper.
+    """
 
-        self.model = optimize(model)
-        self.frontend = MelFrontend.from_config(model.frontend_config).eval()
-        self.sample_rate = model.frontend_config.sample_rate
-        self.scene_embedding_size = int(model.embed_dim)
-        self.timestamp_embedding_size = int(model.embed_dim)
+    def __init__(self, model, batch_size: int = 64):
+        self.tagger = Tagger(model, batch_size=batch_size, pad=False)
+        self.info = self.tagger.info
+        self.sample_rate = self.info.sample_rate
+        self.scene_embedding_size = self.info.embed_dim
+        self.timestamp_embedding_size = self.info.embed_dim
         self.batch_size = batch_size
 
-    @torch.inference_mode()
     def embed_windows(self, windows: torch.Tensor) -> torch.Tensor:
         """(N, samples) equal-length windows -> (N, D) embeddings, in batches."""
-        out = []
-        for i in range(0, windows.shape[0], self.batch_size):
-            spec = self.frontend(windows[i : i + self.batch_size].float()).unsqueeze(1)
-            out.append(self.model(spec)[1])
+        out = [torch.from_numpy(self.tagger.run_batch(windows[i : i + self.batch_size])[1])
+               for i in range(0, windows.shape[0], self.batch_size)]  # fmt: skip
         return torch.cat(out)
 
 
 def load_model(model_file_path: str = "", model_name: str = "dymn10_as") -> HearModel:
-    """Load a HEAR model: a dymn checkpoint / state dict file, a registry name, or ``model_name``'s
-    released weights when ``model_file_path`` is empty."""
-    from .factory import create_model
+    """Load a HEAR model: a weights file (a dymn checkpoint, or a plain state dict of ``model_name``'s
+    architecture), a registry name, or ``model_name``'s released weights when ``model_file_path`` is empty."""
+    from .checkpoint import load_checkpoint
+    from .loader import load
 
-    if model_file_path and Path(model_file_path).is_file():
-        from .hub import load_checkpoint
-
+    if model_file_path and Path(model_file_path).is_file() and not model_file_path.endswith(".onnx"):
         ckpt = load_checkpoint(model_file_path)
-        model = create_model(None if ckpt.self_describing else model_name, weights=ckpt)
-    else:
-        model = create_model(model_file_path or model_name, pretrained=True)
-    return HearModel(model)
+        return HearModel(load(None if ckpt.self_describing else model_name, weights=ckpt))
+    return HearModel(load(model_file_path or model_name))
 
 
 def _check_audio(audio: torch.Tensor) -> torch.Tensor:
     if not isinstance(audio, torch.Tensor) or audio.dim() != 2:
-        raise ValueError("audio must be a tensor of shape (n_sounds, n_samples)")
+        raise UsageError("audio must be a tensor of shape (n_sounds, n_samples)")
     return audio.detach().float().cpu()
 
 
@@ -92,7 +87,7 @@ def get_scene_embeddings(audio: torch.Tensor, model: HearModel) -> torch.Tensor:
     win = round(SCENE_WINDOW_S * model.sample_rate)
     if samples <= win:
         return model.embed_windows(audio)
-    from .timeline import window_starts
+    from .timelines import window_starts
 
     starts = window_starts(samples, win, round(SCENE_HOP_S * model.sample_rate))
     windows = torch.stack([audio[:, s : s + win] for s in starts], dim=1)  # (n, W, win)

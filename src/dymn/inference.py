@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
+import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,11 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import AudioError, load_audio
+from .audio import load_audio
+from .errors import AudioError, UsageError, printable
 from .frontend import MelFrontend
+from .model import AudioModel, ModelInfo
 
-# Clips shorter than this give unreliable tags: the network downsamples time 32x (10 s training clips).
-SHORT_CLIP_SECONDS = 1.0
+# Below this, excerpts of real sounds agree with the whole sound's top tag in under a third of cases even
+# when padded (benchmarks/results/short-clips-cpu.md): such clips are tagged with a warning.
+SHORT_CLIP_SECONDS = 0.25
 
 
 @dataclass
@@ -29,6 +35,8 @@ class Tag:
 
 @dataclass
 class TagResult:
+    """The tags of one file; writes itself as text, JSON or CSV (:meth:`dumps` for a list)."""
+
     file: str
     duration: float
     tags: list[Tag]
@@ -36,18 +44,39 @@ class TagResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def to_text(self) -> str:
+        """``file (10.00 s)`` and one ``  label: probability`` line per tag (control characters escaped)."""
+        lines = [f"{printable(self.file)} ({self.duration:.2f} s)"]
+        lines += [f"  {printable(t.label)}: {t.probability:.3f}" for t in self.tags]
+        return "\n".join(lines) + "\n"
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function without overflow warnings for large negative logits."""
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    @staticmethod
+    def dumps(results: Sequence[TagResult], fmt: str = "text") -> str:
+        """Results as ``text``, ``json`` (a list of objects) or ``csv`` (one row per tag)."""
+        if fmt == "json":
+            return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
+        if fmt == "csv":
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(["file", "duration", "rank", "label", "index", "probability"])
+            for r in results:
+                for rank, t in enumerate(r.tags, 1):
+                    w.writerow([r.file, f"{r.duration:.3f}", rank, t.label, t.index, f"{t.probability:.6f}"])
+            return buf.getvalue()
+        if fmt == "text":
+            return "".join(r.to_text() for r in results)
+        raise UsageError(f"unknown format {fmt!r}; choose text, json or csv")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available to PyTorch")
+        raise UsageError("device 'cuda' requested but no CUDA GPU is available to PyTorch")
     return dev
 
 
@@ -60,45 +89,47 @@ def top_tags(probs: np.ndarray, labels: Sequence[str], top_k: int = 10) -> list[
 
 
 class Tagger:
-    """Runs a model with its own frontend on waveforms or files.
+    """The one place where waveforms become probabilities: owns the model's frontend and activation.
 
-    Clips are batched only with clips of exactly the same length, so batched results equal
-    one-by-one results (zero padding would change the convolutions near the clip end).
+    ``model`` is anything :func:`dymn.load` accepts (a model object, a registry name, a file, "a,b,c").
+    Clips shorter than the model's training length (``info.clip_seconds``) are zero-padded to it, as in
+    training (``pad=False`` feeds them as they are). Clips are batched only with clips of exactly the same
+    length, so batched results equal one-by-one
+    results (zero padding would change the convolutions near the clip end).
     """
 
     def __init__(
         self,
-        model: nn.Module,
+        model: AudioModel | str | os.PathLike | None = None,
         device: str | torch.device | None = "cpu",
         batch_size: int = 8,
         amp: bool | None = None,
         fast: bool = True,
+        pad: bool = True,
     ):
         if batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {batch_size}")
+            raise UsageError(f"batch size must be at least 1, got {batch_size}")
         self.device = resolve_device(device)
+        if not isinstance(model, nn.Module) and not hasattr(model, "info"):
+            from .loader import load
+
+            model = load(model)
+        self.info: ModelInfo = model.info
         if fast and getattr(model, "arch", None) in ("mn", "dymn"):
-            from .optimize import optimize
+            from .optimized import optimize
 
             # same outputs (within 1e-4), faster; the caller's model is left untouched
             model = optimize(model, device=self.device)
         self.model = model.to(self.device).eval()
-        self.takes_waveform = bool(getattr(model, "takes_waveform", False))
-        self.frontend = MelFrontend.from_config(model.frontend_config).to(self.device).eval()
-        self.labels: list[str] = list(model.labels)
-        self.sample_rate = model.frontend_config.sample_rate
+        self.frontend = None
+        if self.info.input == "spectrogram":
+            self.frontend = MelFrontend.from_config(self.info.frontend).to(self.device).eval()
+        self.labels: list[str] = list(self.info.labels)
+        self.sample_rate = self.info.sample_rate
         self.batch_size = batch_size
+        self.min_samples = round((self.info.clip_seconds or 0) * self.sample_rate) if pad else 0
         # the released models were trained under fp16 autocast on GPUs; fp32 on CPU
         self.amp = (self.device.type == "cuda") if amp is None else amp
-
-    @classmethod
-    def from_pretrained(
-        cls, name: str | None = "dymn10_as", weights: str | os.PathLike | None = None, **kwargs
-    ) -> Tagger:
-        from .factory import create_model
-
-        model = create_model(name, weights=weights, pretrained=weights is None)
-        return cls(model, **kwargs)
 
     def _autocast(self):
         if self.amp and self.device.type == "cuda":
@@ -107,12 +138,14 @@ class Tagger:
 
     @torch.inference_mode()
     def run_batch(self, waves: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """(logits, embeddings) for a (B, N) batch of equal-length waveforms."""
+        """(logits, embeddings) for a (B, N) batch of equal-length waveforms (short ones zero-padded)."""
         x = torch.as_tensor(waves, dtype=torch.float32, device=self.device)
         if x.dim() == 1:
             x = x[None]
+        if x.shape[1] < self.min_samples:
+            x = torch.nn.functional.pad(x, (0, self.min_samples - x.shape[1]))
         with self._autocast():
-            if self.takes_waveform:  # an ensemble or an exported model with its own frontend
+            if self.frontend is None:  # an ensemble or an exported model with its own frontend
                 logits, emb = self.model(x)
             else:
                 logits, emb = self.model(self.frontend(x).unsqueeze(1))
@@ -134,9 +167,13 @@ class Tagger:
                 out[part] = self.logits_batch(np.stack([waves[i] for i in part]))
         return out
 
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Logits -> probabilities with the model's activation (sigmoid, or softmax for single-label)."""
+        return self.info.probabilities(logits)
+
     def predict(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        """Class probabilities (sigmoid of logits), (len(waves), C)."""
-        return sigmoid(self.logits(waves))
+        """Class probabilities, (len(waves), C)."""
+        return self.probabilities(self.logits(waves))
 
     def tag_files(
         self,
@@ -154,7 +191,7 @@ class Tagger:
 
         bar = tqdm(total=len(paths), unit="file", disable=not progress, desc="tagging")
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            decode = lambda p: _decode(p, self.sample_rate)  # noqa: E731
+            decode = lambda p: _decode(p, self.sample_rate)  # noqa: E731 (str = the error message)
             for start in range(0, len(paths), chunk):
                 part = paths[start : start + chunk]
                 decoded = list(pool.map(decode, part))
@@ -181,5 +218,3 @@ def _decode(path: str, sample_rate: int) -> np.ndarray | str:
         return load_audio(Path(path), sample_rate)
     except AudioError as exc:
         return str(exc)
-    except Exception as exc:  # a decoder crash on one file must not stop a batch
-        return f"{path}: could not decode ({type(exc).__name__}: {exc})"

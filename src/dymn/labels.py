@@ -32,16 +32,3 @@ def audioset_labels() -> tuple[Label, ...]:
 def audioset_names() -> list[str]:
     """Display names of the 527 AudioSet classes, in output order."""
     return [lab.name for lab in audioset_labels()]
-
-
-def resolve_labels(spec: str | list[str] | None, num_classes: int) -> list[str]:
-    """Names for a model's outputs: a named set ("audioset"), an explicit list, or generic names."""
-    if spec == "audioset":
-        names = audioset_names()
-    elif spec is None:
-        return [f"class_{i}" for i in range(num_classes)]
-    else:
-        names = list(spec)
-    if len(names) != num_classes:
-        return [f"class_{i}" for i in range(num_classes)]
-    return names

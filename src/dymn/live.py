@@ -3,6 +3,7 @@ events as they start (no repeats while an event goes on)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .audio import resample
+from .errors import DymnError, MissingDependencyError, UsageError, printable
 from .inference import Tagger, top_tags
 
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4")}
@@ -24,9 +26,9 @@ class RollingWindow:
 
     def __init__(self, window: int, hop: int, emit_partial: bool = False):
         if window < 1 or hop < 1:
-            raise ValueError("window and hop must be positive")
+            raise UsageError("window and hop must be positive")
         if hop > window:
-            raise ValueError(f"hop ({hop}) must not be larger than the window ({window})")
+            raise UsageError(f"hop ({hop}) must not be larger than the window ({window})")
         self.window, self.hop, self.emit_partial = window, hop, emit_partial
         self._buf = np.zeros(window, dtype=np.float32)
         self._filled = 0  # valid samples at the end of _buf
@@ -67,14 +69,14 @@ class LiveTagger:
     def __init__(self, tagger: Tagger, window: float = 10.0, hop: float = 1.0, threshold: float = 0.3,
                  release: float | None = None, top_k: int = 5):  # fmt: skip
         if not 0 < threshold < 1:
-            raise ValueError("threshold must be between 0 and 1")
+            raise UsageError("threshold must be between 0 and 1")
         self.tagger = tagger
         sr = tagger.sample_rate
         self.ring = RollingWindow(round(window * sr), round(hop * sr), emit_partial=True)
         self.threshold = threshold
         self.release = threshold * 0.7 if release is None else release
         if self.release > threshold:
-            raise ValueError("release must not exceed the threshold")
+            raise UsageError("release must not exceed the threshold")
         self.top_k = top_k
         self.active: set[int] = set()
 
@@ -100,9 +102,9 @@ def pcm_blocks(stream, rate: int, target_rate: int, fmt: str = "s16le", channels
                block_seconds: float = 0.25) -> Iterator[np.ndarray]:  # fmt: skip
     """Raw interleaved PCM from a binary stream -> mono float32 blocks at ``target_rate``."""
     if fmt not in PCM_FORMATS:
-        raise ValueError(f"unknown PCM format {fmt!r}; choose one of {', '.join(PCM_FORMATS)}")
+        raise UsageError(f"unknown PCM format {fmt!r}; choose one of {', '.join(PCM_FORMATS)}")
     if rate <= 0 or channels <= 0:
-        raise ValueError("rate and channels must be positive")
+        raise UsageError("rate and channels must be positive")
     dtype = PCM_FORMATS[fmt]
     frame = dtype.itemsize * channels
     size = max(1, int(block_seconds * rate)) * frame
@@ -131,14 +133,14 @@ def microphone_blocks(target_rate: int, block_seconds: float = 0.25, device=None
     try:
         import sounddevice as sd
     except (ImportError, OSError) as exc:
-        raise RuntimeError(
+        raise MissingDependencyError(
             f"microphone input needs the sounddevice package and PortAudio ({exc}); "
             "pip install 'dymn[live]', or pipe raw PCM with --stdin"
         ) from None
     try:
         info = sd.query_devices(device, "input")
     except Exception as exc:
-        raise RuntimeError(f"no microphone available ({exc}); pipe raw PCM with --stdin instead") from None
+        raise DymnError(f"no microphone available ({exc}); pipe raw PCM with --stdin instead") from None
     rate = int(info["default_samplerate"])
     with sd.InputStream(samplerate=rate, channels=1, dtype="float32", device=device,
                         blocksize=int(block_seconds * rate)) as stream:  # fmt: skip
@@ -147,14 +149,24 @@ def microphone_blocks(target_rate: int, block_seconds: float = 0.25, device=None
             yield resample(data[:, 0], rate, target_rate)
 
 
-def run_live(blocks: Iterable[np.ndarray], live: LiveTagger, out=None) -> int:
-    """Print the top tags at each hop and a line per newly started event; returns windows seen."""
+def run_live(blocks: Iterable[np.ndarray], live: LiveTagger, out=None, fmt: str = "text") -> int:
+    """Print the top tags at each hop and a line per newly started event; returns windows seen.
+
+    ``text``: ``  12.00 s  Chirp, tweet: 0.81 | Bird vocalization, bird call, bird song: 0.79`` (labels
+    contain commas, so tags are separated by `` | ``); ``jsonl``: one JSON object per hop.
+    """
     out = out or sys.stdout
     n = 0
     for t, tags, new in (item for block in blocks for item in live.feed(block)):
         n += 1
+        if fmt == "jsonl":
+            doc = {"time": round(t, 3), "tags": [{"label": g.label, "probability": round(g.probability, 4)}
+                                                 for g in tags],
+                   "started": [{"label": a.label, "probability": round(a.probability, 4)} for a in new]}  # fmt: skip
+            print(json.dumps(doc), file=out, flush=True)
+            continue
         for a in new:
-            print(f"[{t:8.2f} s] started: {a.label} ({a.probability:.2f})", file=out, flush=True)
-        summary = ", ".join(f"{tag.label} {tag.probability:.2f}" for tag in tags)
+            print(f"[{t:8.2f} s] started: {printable(a.label)}: {a.probability:.2f}", file=out, flush=True)
+        summary = " | ".join(f"{printable(tag.label)}: {tag.probability:.2f}" for tag in tags)
         print(f"{t:8.2f} s  {summary}", file=out, flush=True)
     return n

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from dataclasses import dataclass, field
 
+from .errors import UnknownModelError
 from .frontend import FrontendConfig
 
 RELEASE_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
@@ -180,10 +182,25 @@ def get_pretrained_cfg(name: str) -> PretrainedCfg:
     """The registry entry for ``name`` (``mn40_as(2)`` may also be written ``mn40_as_2``)."""
     key = _canonical(name)
     if key not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        close = suggest(name)
         hint = f"; did you mean {', '.join(close)}?" if close else "; `dymn models` lists them"
-        raise KeyError(f"unknown model name {name!r}{hint}")
+        raise UnknownModelError(f"unknown model name {name!r}{hint}")
     return _REGISTRY[key]
+
+
+def suggest(name: str, n: int = 4) -> list[str]:
+    """Registered names close to ``name``: prefix matches (``mn4`` -> ``mn04_as``, ``mn40_as``) first,
+    taggers before ImageNet initialisations, then spelling neighbours."""
+    variants = {name.lower()}
+    m = re.match(r"^([a-z]+)(\d)(?!\d)(.*)$", name.lower())
+    if m:  # a width written with one digit: mn4 -> mn04 or mn40
+        variants |= {f"{m[1]}0{m[2]}{m[3]}", f"{m[1]}{m[2]}0{m[3]}"}
+    hits = [k for k in _REGISTRY if any(k.startswith(v) for v in variants)]
+    hits.sort(key=lambda k: (not _REGISTRY[k].tagger, "(" in k, len(k), k))
+    for k in difflib.get_close_matches(name, list(_REGISTRY), n=n, cutoff=0.6):
+        if k not in hits:
+            hits.append(k)
+    return hits[:n]
 
 
 def list_models(pattern: str | None = None, taggers_only: bool = False) -> list[str]:

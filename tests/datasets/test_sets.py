@@ -20,6 +20,20 @@ def test_hdf5_decode_targets_and_corrupt_clip(tmp_path):
     assert batch["skipped"] == 1 and batch["wave"].shape == (4, 64000)
 
 
+def test_a_bug_is_not_a_skipped_clip(tmp_path, capsys):
+    # finding 12: only undecodable audio is skipped (and named); any other exception is a bug and surfaces
+    write_hdf5(tmp_path / "a.hdf", 3, corrupt=1)
+    ds = HDF5Dataset([tmp_path / "a.hdf"], [f"c{i}" for i in range(527)], clip_seconds=1.0, train=False)
+    assert ds[1] is None and "skipped clip 1" in capsys.readouterr().err
+
+    def broken(x, rng):
+        raise RuntimeError("bug in augmentation")
+
+    ds.augment = broken
+    with pytest.raises(RuntimeError, match="bug in augmentation"):
+        ds[0]
+
+
 def test_hdf5_layout_errors(tmp_path):
     with h5py.File(tmp_path / "bad.hdf", "w") as f:
         f.create_dataset("audio_name", data=np.array([b"Yx.mp3"]))

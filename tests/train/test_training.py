@@ -33,7 +33,7 @@ def audioset_dir(tmp_path_factory):
 
 def _mn(num_classes):
     torch.manual_seed(0)  # the same initial weights in every run
-    return dymn.create_model("mn", width_mult=0.1, num_classes=num_classes)
+    return dymn.load("mn", width_mult=0.1, num_classes=num_classes, pretrained=False)
 
 
 def _settings(**kw):
@@ -53,12 +53,12 @@ def test_audioset_kd_run(audioset_dir, tmp_path, teacher_kind):
     assert final.is_file() and (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     logged = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
     assert "train/kd_loss" in logged and "val/mAP" in logged and "val/d_prime" in logged
-    metrics = evaluate("audioset", audioset_dir, dymn.create_model(weights=final), {"clip_seconds": 1.0})
+    metrics = evaluate("audioset", audioset_dir, dymn.load(weights=final), {"clip_seconds": 1.0})
     assert 0 <= metrics["mAP"] <= 1 and metrics["clips"] == 6
 
 
 def test_dymn_temperature_schedule_runs(audioset_dir, tmp_path):
-    model = dymn.create_model("dymn", width_mult=0.4)
+    model = dymn.load("dymn", width_mult=0.4, pretrained=False)
     cfg = TrainConfig(**{**TINY, "epochs": 2}, temperature_schedule=True)
     module, _ = fit("audioset", audioset_dir, model, tmp_path / "d", cfg, _settings(epoch_len=4), progress=False)
     assert module.model.temperature == 29  # epoch 1 of the schedule 30, 29, ...
@@ -89,12 +89,14 @@ def test_class_list_round_trips_into_tag(tmp_path, capsys):
     data = write_folder(tmp_path / "data")
     cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 1})
     _, final = fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, export_plain=True)
-    assert dymn.create_model(weights=final).labels == ["high", "low"]
+    model = dymn.load(weights=final)
+    assert model.labels == ("high", "low") and model.info.task == "singlelabel"
     clip = next((data / "high").glob("*.wav"))
-    assert main(["tag", str(clip), "--weights", str(final), "--top-k", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "high:" in out and "low:" in out
-    plain = dymn.create_model("mn01_as", weights=tmp_path / "run" / "model_plain.pt", width_mult=0.1)
+    assert main(["tag", str(clip), "--weights", str(final), "--top-k", "2", "--format", "json"]) == 0
+    tags = json.loads(capsys.readouterr().out)[0]["tags"]
+    assert {t["label"] for t in tags} == {"high", "low"}
+    assert abs(sum(t["probability"] for t in tags) - 1) < 1e-4  # softmax, as trained (finding 2)
+    plain = dymn.load("mn01_as", weights=tmp_path / "run" / "model_plain.pt", width_mult=0.1)
     assert plain.config.num_classes == 2
 
 
@@ -115,15 +117,31 @@ def test_esc50_and_cli_finetune(tmp_path, capsys):
     assert "accuracy:" in capsys.readouterr().out
 
 
+def test_cli_run_reports_each_epoch_in_a_redirected_log(tmp_path, capsys):
+    # finding 11: per-epoch lines and a summary without a progress bar; no library advertisements
+    from dymn.cli import main
+
+    data = write_folder(tmp_path / "data")
+    rc = main(["finetune", "folder", "--data", str(data), "--model", "mn", "--width-mult", "0.1", "--out",
+               str(tmp_path / "run"), "--epochs", "2", "--batch-size", "4", "--num-workers", "0"])  # fmt: skip
+    assert rc == 0
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "epoch 1/2  train loss" in err and "epoch 2/2" in err and "val accuracy" in err
+    assert "trained for" in err and "best" in err
+    assert "Tip" not in err and "litlogger" not in err and "it/s" not in err
+    assert "model.pt" in captured.out
+
+
 def test_bad_input_is_clear(tmp_path, capsys):
     from dymn.cli import main
 
     base = ["--model", "mn", "--width-mult", "0.1", "--out", str(tmp_path / "r"), "--no-progress"]
-    assert main(["finetune", "folder", "--data", str(tmp_path / "missing")] + base) == 2
+    assert main(["finetune", "folder", "--data", str(tmp_path / "missing")] + base) == 1  # input, not usage
     assert "no such data" in capsys.readouterr().err
     (tmp_path / "h5").mkdir()
     (tmp_path / "h5" / "FSD50K.train_mp3.hdf").write_text("x")
-    assert main(["finetune", "fsd50k", "--data", str(tmp_path / "h5")] + base) == 2
+    assert main(["finetune", "fsd50k", "--data", str(tmp_path / "h5")] + base) == 1
     assert "not a readable HDF5" in capsys.readouterr().err
     assert main(["train", "audioset", "--data", str(tmp_path), "--teacher-logits", "x.npy"] + base) == 2
     assert "go together" in capsys.readouterr().err
@@ -161,15 +179,15 @@ def test_ddp_two_cpu_processes(tmp_path):
     rows = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()
     steps = {int(r.split(",")[1]) for r in rows[1:]}
     assert max(steps) == 1  # 12 training clips / 2 ranks / batch 4 = 2 steps per rank
-    assert dymn.create_model(weights=tmp_path / "run" / "model.pt").labels == ["high", "low"]
+    assert dymn.load(weights=tmp_path / "run" / "model.pt").labels == ("high", "low")
 
 
 def test_multilabel_csv_run(tmp_path):
     csv_path = write_csv_set(tmp_path / "c", n=12)
     cfg, settings = make_config("csv", "mn", {**TINY, "epochs": 1})
     module, final = fit("csv", csv_path, _mn(3), tmp_path / "run", cfg, settings, progress=False)
-    model = dymn.create_model(weights=final)
-    assert model.labels == ["bird", "cat", "dog"] and module.multilabel
+    model = dymn.load(weights=final)
+    assert model.labels == ("bird", "cat", "dog") and module.multilabel and model.info.task == "multilabel"
     assert "val/mAP" in (tmp_path / "run" / "logs" / "metrics.csv").read_text()
     metrics = evaluate("csv", csv_path, model)
     assert set(metrics) >= {"mAP", "roc_auc", "d_prime"}
@@ -179,8 +197,8 @@ def test_bf16_mixed_precision_dymn(tmp_path):
     data = write_folder(tmp_path / "data")
     cfg, settings = make_config("folder", "dymn", {**TINY, "epochs": 1})
     torch.manual_seed(0)
-    model = dymn.create_model("dymn", width_mult=0.4, num_classes=2)
+    model = dymn.load("dymn", width_mult=0.4, num_classes=2, pretrained=False)
     module, final = fit("folder", data, model, tmp_path / "run", cfg, settings, progress=False,
                         precision="bf16-mixed")  # fmt: skip
     assert all(torch.isfinite(p).all() for p in module.model.parameters())
-    assert dymn.create_model(weights=final).labels == ["high", "low"]
+    assert dymn.load(weights=final).labels == ("high", "low")

@@ -14,18 +14,18 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ..audio import AudioError, load_audio, resample, to_mono
-
-
-class DataError(ValueError):
-    """A dataset that cannot be used as given (missing folder, wrong layout, missing files)."""
+from ..audio import load_audio, resample, to_mono
+from ..errors import AudioError, DataError  # noqa: F401 (DataError is re-exported)
 
 
 def decode_bytes(data: bytes, sample_rate: int = 32000) -> np.ndarray:
     """Decode an encoded clip (mp3, flac, ...) held in memory to mono float32 at ``sample_rate``."""
-    with sf.SoundFile(io.BytesIO(bytes(data))) as f:
-        sr = f.samplerate
-        x = f.read(dtype="float32", always_2d=True)
+    try:
+        with sf.SoundFile(io.BytesIO(bytes(data))) as f:
+            sr = f.samplerate
+            x = f.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(f"undecodable clip ({exc})") from None
     if len(x) == 0 or not np.isfinite(x).all():
         raise AudioError("empty or non-finite audio")
     return resample(to_mono(x), sr, sample_rate)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..audio import AUDIO_EXTENSIONS
+from ..errors import AudioError
 from .common import AudioCache, DataError, WaveAugment, decode_bytes, item_rng, pad_or_crop
 
 
@@ -62,7 +64,8 @@ class ClipDataset(torch.utils.data.Dataset):
                 target = (lam * target + (1 - lam) * t2).astype(np.float32)
                 if mask is not None:
                     mask = np.maximum(mask, m2)
-        except Exception:  # a corrupt clip must not stop an epoch: it is skipped and counted
+        except AudioError as exc:  # a corrupt clip must not stop an epoch: it is skipped, named and counted
+            print(f"dymn: skipped clip {i} ({exc})", file=sys.stderr, flush=True)
             return None
         item = {"wave": wave, "target": target, "id": cid, "index": int(i)}
         if self.has_mask:

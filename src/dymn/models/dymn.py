@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from ..model import NetworkMixin
 from .dy_blocks import DYBlock, DynamicConv
 from .heads import HEAD_TYPES, make_head
 from .layers import ConvNormAct, block_table, flatten_outputs, init_weights, make_divisible
@@ -62,7 +63,7 @@ def context_dim(exp_ch: int, cfg: DyMNConfig) -> int:
     return int(min(max(make_divisible(exp_ch // cfg.context_ratio, 8), lo), hi))
 
 
-class DyMN(nn.Module):
+class DyMN(NetworkMixin, nn.Module):
     """Dynamic MobileNet: (B, 1, n_mels, T) -> (logits (B, C), embedding (B, D)).
 
     The dynamic-convolution temperature starts at ``T_max``; models loaded with AudioSet weights
@@ -101,6 +102,7 @@ class DyMN(nn.Module):
         self.out_c = ConvNormAct(c_last, self.embed_dim, 1, act="HS")
         self.classifier = make_head(config.head_type, self.embed_dim, last_channel, config.num_classes)
         init_weights(self)
+        self._init_info()
 
     def dynamic_convs(self) -> list[DynamicConv]:
         return [m for m in self.modules() if isinstance(m, DynamicConv)]

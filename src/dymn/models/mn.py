@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from ..model import NetworkMixin
 from .heads import HEAD_TYPES, make_head
 from .layers import (
     BlockSpec,
@@ -147,7 +148,7 @@ class InvertedResidual(nn.Module):
         return out
 
 
-class MN(nn.Module):
+class MN(NetworkMixin, nn.Module):
     """MobileNetV3 audio tagger: (B, 1, n_mels, T) -> (logits (B, C), embedding (B, D))."""
 
     arch = "mn"
@@ -180,6 +181,7 @@ class MN(nn.Module):
             config.multihead_attention_heads,
         )
         init_weights(self)
+        self._init_info()
 
     def forward(self, x: torch.Tensor, return_fmaps: bool = False):
         """Return ``(logits, embedding)``; with ``return_fmaps`` also the 17 intermediate maps."""

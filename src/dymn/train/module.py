@@ -34,7 +34,7 @@ class TaggingModule(L.LightningModule):
         self.has_mask = has_mask
         self.teacher = teacher
         self.frontend = MelFrontend.from_config(
-            model.frontend_config, freqm=cfg.freqm, timem=cfg.timem,
+            model.info.frontend, freqm=cfg.freqm, timem=cfg.timem,
             fmin_aug_range=cfg.fmin_aug_range, fmax_aug_range=cfg.fmax_aug_range,
         )  # fmt: skip
         if cfg.bn_momentum is not None:
@@ -155,7 +155,7 @@ class TaggingModule(L.LightningModule):
                                                    "interval": "epoch"}}  # fmt: skip
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from ..hub import checkpoint_meta
+        from ..checkpoint import checkpoint_meta
 
         checkpoint["dymn"] = {"meta": checkpoint_meta(self.model), "train_config": self.cfg.to_dict(),
                               "multilabel": self.multilabel}  # fmt: skip
@@ -175,8 +175,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     half-written file, and the previous checkpoint stays intact."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        from ..hub import atomic_write
+        from ..atomic import atomic_write
 
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(Path(path), lambda tmp: torch.save(checkpoint, tmp))
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ class TaskData:
     labels: list[str]
     multilabel: bool
     has_mask: bool = False
+    clip_seconds: float | None = None
 
 
 def _auto_clip_seconds(paths: list[Path]) -> float:
@@ -36,7 +38,7 @@ def _auto_clip_seconds(paths: list[Path]) -> float:
             longest = max(longest, info.frames / info.samplerate)
         except Exception:
             continue
-    return min(10.0, max(0.1, np.ceil(longest * 10) / 10))
+    return float(min(10.0, max(0.1, np.ceil(longest * 10) / 10)))
 
 
 def build_task(task: str, data: str | os.PathLike, settings: dict, seed: int = 0, train: bool = True,
@@ -71,7 +73,7 @@ def build_task(task: str, data: str | os.PathLike, settings: dict, seed: int = 0
     common = dict(labels=labels, multilabel=multilabel, clip_seconds=clip, cache_dir=cache_dir)
     train_ds = FileListDataset(tr["paths"], tr["targets"], train=True, **common, **kw) if train else None
     val_ds = FileListDataset(te["paths"], te["targets"], train=False, **common, seed=seed)
-    return TaskData(train_ds, val_ds, labels, multilabel)
+    return TaskData(train_ds, val_ds, labels, multilabel, clip_seconds=clip)
 
 
 def _hdf5_task(task, root: Path, clip, kw, settings, train) -> TaskData:
@@ -101,7 +103,7 @@ def _hdf5_task(task, root: Path, clip, kw, settings, train) -> TaskData:
             train_ds.sample_weights = class_weights_from_targets(train_ds.targets())
             train_ds.epoch_len = int(settings.get("epoch_len") or len(train_ds))
     val_ds = HDF5Dataset(val_files, clip_seconds=clip, train=False, seed=kw["seed"], **common)
-    return TaskData(train_ds, val_ds, labels, True, has_mask=openmic)
+    return TaskData(train_ds, val_ds, labels, True, has_mask=openmic, clip_seconds=clip)
 
 
 def fit(
@@ -131,7 +133,7 @@ def fit(
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from ..hub import save_checkpoint
+    from ..checkpoint import save_checkpoint
     from .module import AtomicCheckpointIO, TaggingModule, seed_all
 
     out = Path(out_dir)
@@ -145,9 +147,11 @@ def fit(
     td = task_data or build_task(task, data, settings or {}, seed=cfg.seed, cache_dir=cache_dir)
     if len(td.train) == 0:
         raise DataError(f"{data}: the training split is empty")
-    if getattr(model.config, "num_classes", None) != len(td.labels):
-        raise ValueError(f"the model has {model.config.num_classes} outputs but the data {len(td.labels)} classes")
-    model.labels = list(td.labels)
+    if model.config.num_classes != len(td.labels):
+        raise DataError(f"the model has {model.config.num_classes} outputs but the data {len(td.labels)} classes")
+    # the task decides the activation at inference: softmax for single-label (cross-entropy) training
+    model.info = model.info.replace(labels=tuple(td.labels), task="multilabel" if td.multilabel else "singlelabel",
+                                    clip_seconds=td.clip_seconds)  # fmt: skip
     module = TaggingModule(model, td.multilabel, cfg, teacher=teacher, has_mask=td.has_mask)
     module.train_dataset, module.val_dataset = td.train, td.val
     loggers = [CSVLogger(out, name="logs", version="")]
@@ -162,15 +166,22 @@ def fit(
         from lightning.pytorch.loggers import WandbLogger
 
         loggers.append(WandbLogger(save_dir=str(out)))
-    # Lightning-internal deprecation notices are not the user's business
+    # Lightning-internal deprecation notices and its start-up banners (hardware, tips) are not the user's business
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from .report import EpochReport
+
+    report = EpochReport(td.multilabel)
     steps = max(1, len(td.train) // max(1, cfg.batch_size))
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
                                  save_last=True, save_top_k=1, every_n_epochs=1)  # fmt: skip
     trainer = L.Trainer(
         max_epochs=max_epochs or cfg.epochs, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
         strategy=strategy,
-        precision=precision, logger=loggers, callbacks=[checkpoint], plugins=[AtomicCheckpointIO()],
+        precision=precision, logger=loggers, callbacks=[checkpoint, report], plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False, deterministic=True, enable_progress_bar=progress,
         num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=min(10, steps),
         max_time=None if max_time is None else {"seconds": max_time},
@@ -181,6 +192,7 @@ def fit(
         save_checkpoint(module.model, final)
         if export_plain:
             save_checkpoint(module.model, out / "model_plain.pt", plain=True)
+        print(report.summary(), file=sys.stderr, flush=True)
     return module, final
 
 
@@ -192,17 +204,17 @@ def evaluate(task: str, data: str | os.PathLike, model: torch.nn.Module, setting
 
     from ..datasets.common import EpochSampler, collate
     from ..frontend import MelFrontend
-    from ..optimize import optimize
+    from ..optimized import optimize
     from .metrics import summarize
 
     merged = {k: v for k, v in recipe_defaults(task, getattr(model, "arch", "mn")).items()
               if k in ("clip_seconds", "fold", "val_fraction", "epoch_len")}  # fmt: skip
     merged.update(settings or {})
     td = build_task(task, data, merged, train=False)
-    if len(model.labels) != len(td.labels):
-        raise ValueError(f"the model has {len(model.labels)} outputs but {task} has {len(td.labels)} classes")
+    if model.info.num_classes != len(td.labels):
+        raise DataError(f"the model has {model.info.num_classes} outputs but {task} has {len(td.labels)} classes")
     fast = optimize(model, device=device)
-    fe = MelFrontend.from_config(model.frontend_config).to(device).eval()
+    fe = MelFrontend.from_config(model.info.frontend).to(device).eval()
     loader = torch.utils.data.DataLoader(td.val, batch_size=batch_size, collate_fn=collate,
                                          sampler=EpochSampler(len(td.val), shuffle=False))  # fmt: skip
     probs, targets, masks, skipped = [], [], [], 0

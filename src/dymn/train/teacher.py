@@ -76,9 +76,14 @@ class OnlineTeacher(nn.Module):
     def __init__(self, models: list | str, temperature: float = 1.0):
         """``models``: registry names ("a,b" or a list; released weights) or ready models."""
         super().__init__()
-        from ..ensemble import create_ensemble
+        from ..ensemble import Ensemble
+        from ..loader import load
 
-        self.ensemble = create_ensemble(models).eval()
+        model = load(models) if isinstance(models, str) or all(isinstance(m, str) for m in models) else None
+        if model is None:
+            model = Ensemble(models)
+        # a single network becomes a one-member ensemble: the teacher takes waveforms, with its own frontend
+        self.ensemble = (model if model.info.input == "waveform" else Ensemble([model])).eval()
         for p in self.ensemble.parameters():
             p.requires_grad_(False)
         self.temperature = temperature

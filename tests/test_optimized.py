@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import dymn
-from dymn.optimize import optimize
+from dymn.optimized import optimize
 
 from .conftest import FIXTURES, load_layout, need
 
@@ -15,7 +15,7 @@ from .conftest import FIXTURES, load_layout, need
 @pytest.fixture(scope="module", params=["mn04", "dymn04"])
 def fixture_model(request, synth_state_dict):
     name = request.param
-    model = dymn.create_model(name[:-2], width_mult=0.4)
+    model = dymn.load(name[:-2], width_mult=0.4, pretrained=False)
     model.load_state_dict(synth_state_dict(load_layout(f"{name}_layout.json"), 0))
     if model.arch == "dymn":
         model.set_temperature(1)
@@ -45,7 +45,7 @@ def test_original_model_untouched(fixture_model):
     _, model, _ = fixture_model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fast = optimize(model)
-    assert fast.labels == model.labels and fast.frontend_config == model.frontend_config
+    assert fast.info == model.info
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, before[k])
     trainable = copy.deepcopy(model).train()  # a copy: the fixture is shared with later tests
@@ -65,7 +65,7 @@ def test_bfloat16_close(fixture_model):
 
 
 def test_real_checkpoint_fast_equals_plain(real_weights, metro_clip):
-    model = dymn.create_model("mn04_as", weights=real_weights)
+    model = dymn.load("mn04_as", weights=real_weights)
     plain = dymn.Tagger(model, fast=False)
     fast = dymn.Tagger(model)
     wave = dymn.load_audio(metro_clip)
@@ -74,7 +74,7 @@ def test_real_checkpoint_fast_equals_plain(real_weights, metro_clip):
 
 def test_gpu_grouped_path_math_on_cpu(fixture_model):
     """The per-batch grouped convolution optimize() picks on GPUs, checked on the CPU."""
-    from dymn.optimize import FusedDynamicConv
+    from dymn.optimized import FusedDynamicConv
 
     name, model, data = fixture_model
     fast = optimize(model, micro_batch=None, channels_last=False)

@@ -238,7 +238,7 @@ def _fuse_dy_block(block: DYBlock, static: bool = False) -> None:
 
 
 class OptimizedModel(nn.Module):
-    """Inference-only wrapper: same call signature and attributes as the model it came from."""
+    """Inference-only wrapper: same call signature and ``info`` as the network it came from."""
 
     def __init__(self, net: nn.Module, dtype: torch.dtype, channels_last: bool, micro_batch: int | None):
         super().__init__()
@@ -246,17 +246,10 @@ class OptimizedModel(nn.Module):
         self.dtype = dtype
         self.channels_last = channels_last
         self.micro_batch = micro_batch
-        for attr in (
-            "arch",
-            "config",
-            "labels",
-            "frontend_config",
-            "pretrained_cfg",
-            "model_name",
-            "embed_dim",
-        ):
-            if hasattr(net, attr):
-                setattr(self, attr, getattr(net, attr))
+        self.arch = net.arch
+        self.config = net.config
+        self.info = net.info
+        self.embed_dim = net.embed_dim
 
     def _run(self, x: torch.Tensor, return_fmaps: bool):
         x = x.to(self.dtype)

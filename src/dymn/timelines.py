@@ -8,6 +8,9 @@ excerpt: its own mel spectrogram, no padding.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 import os
 from collections.abc import Iterator
@@ -16,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import stream_audio
-from .inference import Tagger, sigmoid
+from .atomic import atomic_write, write_text
+from .audio import audio_info, stream_audio
+from .errors import UsageError, printable
+from .inference import Tagger
 
 
 def window_starts(n_samples: int, win: int, hop: int) -> list[int]:
@@ -59,16 +64,74 @@ class Timeline:
 
     def top_classes(self, k: int = 8) -> list[int]:
         """Indices of the k classes with the highest peak probability over the whole timeline."""
+        if len(self.probs) == 0:
+            return []
         return [int(i) for i in np.argsort(-self.probs.max(axis=0), kind="stable")[:k]]
 
+    def window_top(self, i: int, k: int) -> list[int]:
+        """Indices of window ``i``'s ``k`` most probable classes (all with k <= 0)."""
+        order = np.argsort(-self.probs[i], kind="stable")
+        return [int(c) for c in (order if k <= 0 else order[:k])]
 
-def _check_window_hop(window: float, hop: float) -> None:
+    def to_dict(self, events: list[Event] | None = None, top_k: int = 10, model: str | None = None) -> dict:
+        """JSON-ready: events and, per window, its own ``top_k`` classes (0 = all classes)."""
+        return {
+            "file": self.source, "duration": round(self.duration, 4), "window": self.window, "hop": self.hop,
+            "model": model,
+            "events": [e.to_dict() for e in events or []],
+            "windows": [
+                {"start": round(float(s), 4), "end": round(float(e), 4),
+                 "scores": {self.labels[c]: round(float(self.probs[i, c]), 4) for c in self.window_top(i, top_k)}}
+                for i, (s, e) in enumerate(zip(self.starts, self.ends))
+            ],
+        }  # fmt: skip
+
+    def to_json(self, events: list[Event] | None = None, top_k: int = 10, model: str | None = None) -> str:
+        return json.dumps(self.to_dict(events, top_k, model), indent=1) + "\n"
+
+    def to_text(self, events: list[Event] | None = None) -> str:
+        """A header line and one line per event (labels with control characters escaped)."""
+        n = len(self.starts)
+        windows = f"{n} window{'s' if n != 1 else ''}"
+        lines = [
+            f"{printable(self.source)} ({self.duration:.2f} s, {windows} of {self.window:g} s every {self.hop:g} s)"
+        ]
+        for e in events or []:
+            lines.append(f"  {e.onset:9.2f} - {e.offset:9.2f} s  {printable(e.label)} (peak {e.peak:.2f})")
+        if not events:
+            lines.append("  no events above the threshold")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def events_csv(events: list[Event], source: str = "") -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["file", "label", "index", "onset", "offset", "peak"])
+        for e in events:
+            w.writerow([source, e.label, e.index, f"{e.onset:.3f}", f"{e.offset:.3f}", f"{e.peak:.4f}"])
+        return buf.getvalue()
+
+    def scores_csv(self) -> str:
+        """Every window's probabilities: start, end, then one column per class in label order."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["start", "end", *self.labels])
+        for s, e, p in zip(self.starts, self.ends, self.probs):
+            w.writerow([f"{s:.3f}", f"{e:.3f}", *(f"{v:.4f}" for v in p)])
+        return buf.getvalue()
+
+    def write_scores(self, path: str | os.PathLike) -> Path:
+        return write_text(path, self.scores_csv())
+
+
+def check_window_hop(window: float, hop: float) -> None:
+    """Window and hop in seconds: positive, finite, and the hop no larger than the window."""
     if not (window > 0 and math.isfinite(window)):
-        raise ValueError(f"window must be a positive number of seconds, got {window}")
+        raise UsageError(f"window must be a positive number of seconds, got {window}")
     if not (hop > 0 and math.isfinite(hop)):
-        raise ValueError(f"hop must be a positive number of seconds, got {hop}")
+        raise UsageError(f"hop must be a positive number of seconds, got {hop}")
     if hop > window:
-        raise ValueError(f"hop ({hop} s) must not be larger than the window ({window} s): audio would be skipped")
+        raise UsageError(f"hop ({hop} s) must not be larger than the window ({window} s): audio would be skipped")
 
 
 def timeline(
@@ -81,15 +144,16 @@ def timeline(
     embeddings: bool = False,
     tagger: Tagger | None = None,
     block_seconds: float = 60.0,
+    progress: bool = False,
 ) -> Timeline:
     """Score ``audio`` (a path, streamed from disk, or a waveform at the model's rate) window by window.
 
-    ``model`` is a model, an :class:`~dymn.ensemble.Ensemble`, a registry name or comma-separated names
-    (default ``dymn10_as``); windows are batched ``batch_size`` at a time.
+    ``model`` is anything :func:`dymn.load` takes (default ``dymn10_as``); windows are batched
+    ``batch_size`` at a time. ``progress`` shows a bar (seconds of audio) on stderr.
     """
-    _check_window_hop(window, hop)
+    check_window_hop(window, hop)
     if tagger is None:
-        tagger = Tagger(_resolve_model(model), device=device, batch_size=batch_size)
+        tagger = Tagger(model, device=device, batch_size=batch_size)
     sr = tagger.sample_rate
     win, hop_n = max(1, round(window * sr)), max(1, round(hop * sr))
 
@@ -100,7 +164,20 @@ def timeline(
         source = "<array>"
     else:
         blocks = stream_audio(audio, sr, block_seconds)
-        source = str(audio)
+        source = os.fspath(audio)
+    from tqdm.auto import tqdm
+
+    expected = None
+    if progress and not isinstance(audio, np.ndarray):
+        info = audio_info(audio)
+        expected = info.frames / info.samplerate
+    bar = tqdm(
+        total=expected and round(expected, 1),
+        unit="s",
+        desc="timeline",
+        disable=not progress,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]" if expected else None,
+    )
 
     buf = np.zeros(0, np.float32)  # samples from buf_start on
     buf_start = 0
@@ -114,7 +191,7 @@ def timeline(
             return
         batch = np.stack([w for _, w in pending])
         lo, emb = tagger.run_batch(batch)
-        probs.append(sigmoid(lo))
+        probs.append(tagger.probabilities(lo))
         if embeddings:
             embs.append(emb)
         starts.extend(s for s, _ in pending)
@@ -123,6 +200,7 @@ def timeline(
     for block in blocks:
         buf = np.concatenate([buf, block]) if len(buf) else block
         total += len(block)
+        bar.update(len(block) / sr)
         while next_start + win <= total:  # a full window is available
             off = next_start - buf_start
             pending.append((next_start, buf[off : off + win].copy()))
@@ -142,6 +220,7 @@ def timeline(
         start = total - win
         pending.append((start, buf[start - buf_start :].copy()))
     flush()
+    bar.close()
     starts_s = np.asarray(starts, dtype=np.float64) / sr
     lengths = np.asarray([min(win, total) for _ in starts], dtype=np.float64) / sr
     return Timeline(
@@ -155,20 +234,6 @@ def timeline(
         source=source,
         embeddings=np.concatenate(embs) if embs else None,
     )
-
-
-def _resolve_model(model):
-    from .ensemble import create_ensemble
-    from .factory import create_model
-
-    if model is None:
-        model = "dymn10_as"
-    if isinstance(model, str):
-        names = [m for m in model.split(",") if m]
-        if len(names) > 1:
-            return create_ensemble(names)
-        return create_model(names[0], pretrained=True)
-    return model
 
 
 @dataclass
@@ -196,10 +261,21 @@ class EventConfig:
 
     threshold: float | dict[str, float] = 0.5
     low: float | dict[str, float] | None = None
-    median: int = 1
+    median: int = 3
     merge_gap: float = 0.0
     min_duration: float = 0.0
     classes: list[str] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "low"):
+            value = getattr(self, name)
+            values = value.values() if isinstance(value, dict) else [] if value is None else [value]
+            if any(not (isinstance(v, (int, float)) and 0 <= v <= 1) for v in values):
+                raise UsageError(f"{name} must be between 0 and 1")
+        if not isinstance(self.median, int) or self.median < 1 or self.median % 2 == 0:
+            raise UsageError("median must be an odd number of windows (1 = no smoothing)")
+        if not (self.merge_gap >= 0 and self.min_duration >= 0):
+            raise UsageError("merge_gap and min_duration must not be negative")
 
 
 def _per_class(value, labels: list[str], default: float) -> np.ndarray:
@@ -208,7 +284,7 @@ def _per_class(value, labels: list[str], default: float) -> np.ndarray:
     if isinstance(value, dict):
         unknown = sorted(set(value) - set(labels))
         if unknown:
-            raise ValueError(f"threshold for unknown label(s): {', '.join(unknown)}")
+            raise UsageError(f"threshold for unknown label(s): {', '.join(unknown)}")
         return np.array([value.get(lab, default) for lab in labels], dtype=np.float64)
     return np.full(len(labels), float(value))
 
@@ -218,7 +294,7 @@ def median_filter(x: np.ndarray, k: int) -> np.ndarray:
     if k <= 1 or len(x) == 0:
         return x
     if k % 2 == 0:
-        raise ValueError("median filter length must be odd")
+        raise UsageError("median filter length must be odd")
     half = k // 2
     padded = np.pad(x, ((half, half), (0, 0)), mode="edge")
     stacked = np.stack([padded[i : i + len(x)] for i in range(k)])
@@ -234,7 +310,7 @@ def detect_events(tl: Timeline, cfg: EventConfig | None = None) -> list[Event]:
     low = _per_class(cfg.low, tl.labels, np.nan)
     low = np.where(np.isnan(low), high, low)
     if np.any(low > high):
-        raise ValueError("the low (hysteresis) threshold must not exceed the threshold")
+        raise UsageError("the low (hysteresis) threshold must not exceed the threshold")
     scores = median_filter(tl.probs, cfg.median)
     edges = tl.edges
     wanted = None if cfg.classes is None else set(cfg.classes)
@@ -283,20 +359,21 @@ def plot_timeline(
     events: list[Event] | None = None,
     title: str | None = None,
 ) -> Path:
-    """Draw the top classes over time (probability heat map, events outlined) to an image, atomically."""
-    try:
-        import matplotlib
+    """Draw classes over time (probability heat map, events outlined) to an image, atomically.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("plotting needs matplotlib: pip install 'dymn[plot]'") from None
-    from .hub import atomic_write
+    The rows are the classes that have events (strongest first), then the classes with the highest peak
+    probability, ``top`` rows in all (more if more classes have events).
+    """
+    from .errors import require
+
+    matplotlib = require("matplotlib", "plot", "plotting")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     path = Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"cannot write {path}: folder {path.parent} does not exist")
-    idx = tl.top_classes(top)
+    with_events = sorted({e.index for e in events or []}, key=lambda c: -float(tl.probs[:, c].max()))
+    idx = with_events + [c for c in tl.top_classes(len(tl.labels)) if c not in with_events]
+    idx = idx[: max(top, len(with_events))]
     fig_h = 1.2 + 0.38 * len(idx)
     fig, ax = plt.subplots(figsize=(12, fig_h), dpi=110)
     rows = np.arange(len(idx) + 1) - 0.5
@@ -304,14 +381,14 @@ def plot_timeline(
     ax.invert_yaxis()
     ax.set_xlim(0, tl.duration)
     ax.set_yticks(range(len(idx)))
-    ax.set_yticklabels([tl.labels[i] for i in idx], fontsize=9)
+    ax.set_yticklabels([printable(tl.labels[i]) for i in idx], fontsize=9)
     ax.set_xlabel(f"time (s); windows of {tl.window:g} s every {tl.hop:g} s")
     for ev in events or []:
         if ev.index in idx:
             row = idx.index(ev.index)
             ax.add_patch(plt.Rectangle((ev.onset, row - 0.45), ev.offset - ev.onset, 0.9, fill=False,
                                        edgecolor="#39d353", linewidth=1.5))  # fmt: skip
-    ax.set_title(title or f"{Path(tl.source).name}: top {len(idx)} classes", fontsize=11)
+    ax.set_title(title or f"{printable(Path(tl.source).name)}: {len(idx)} classes", fontsize=11)
     fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, label="probability")
     fig.tight_layout()
     try:

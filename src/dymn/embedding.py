@@ -10,8 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .inference import Tagger, _decode
-from .timeline import timeline
+from .atomic import atomic_write
+from .audio import load_audio
+from .errors import AudioError
+from .inference import Tagger
+from .timelines import timeline
 
 
 @dataclass
@@ -27,11 +30,6 @@ class Embeddings:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write an .npz atomically (arrays named as the attributes)."""
-        from .hub import atomic_write
-
-        path = Path(path)
-        if not path.parent.is_dir():
-            raise ValueError(f"cannot write {path}: folder {path.parent} does not exist")
         arrays = {"files": np.asarray(self.files, dtype=str), "durations": self.durations,
                   "embeddings": self.clip, "model": np.asarray(self.model)}  # fmt: skip
         if self.window is not None:
@@ -43,7 +41,7 @@ class Embeddings:
             np.savez(buf, **arrays)
             Path(tmp).write_bytes(buf.getvalue())
 
-        return atomic_write(path, write)
+        return atomic_write(Path(path), write)
 
 
 def embed(
@@ -57,17 +55,19 @@ def embed(
     on_error: Callable[[str, str], None] | None = None,
 ) -> Embeddings:
     """Clip embeddings of audio files (each file whole, as ``dymn tag`` sees it); with ``timestamps``
-    also per-window embeddings with their start and end times. Unreadable files go to ``on_error``."""
-    from .timeline import _resolve_model
+    also per-window embeddings with their start and end times. Unreadable files go to ``on_error``.
 
-    tagger = Tagger(_resolve_model(model), device=device, batch_size=batch_size)
+    ``model`` is anything :func:`dymn.load` takes, or a ready :class:`~dymn.Tagger`."""
+    tagger = model if isinstance(model, Tagger) else Tagger(model, device=device, batch_size=batch_size)
     files, durations, clips = [], [], []
     w_file, w_start, w_end, w_emb = [], [], [], []
     for p in paths:
-        wave = _decode(str(p), tagger.sample_rate)
-        if isinstance(wave, str):
-            if on_error:
-                on_error(str(p), wave)
+        try:
+            wave = load_audio(p, tagger.sample_rate)
+        except AudioError as exc:
+            if on_error is None:
+                raise
+            on_error(str(p), str(exc))
             continue
         _, emb = tagger.run_batch(wave[None])
         if timestamps:
@@ -79,12 +79,12 @@ def embed(
         files.append(str(p))
         durations.append(len(wave) / tagger.sample_rate)
         clips.append(emb[0])
-    dim = int(getattr(tagger.model, "embed_dim", 0) or (clips[0].shape[0] if clips else 0))
+    dim = tagger.info.embed_dim or (clips[0].shape[0] if clips else 0)
     result = Embeddings(
         files,
         np.asarray(durations, dtype=np.float64),
         np.stack(clips) if clips else np.zeros((0, dim), np.float32),
-        str(getattr(tagger.model, "model_name", "")),
+        tagger.info.name,
     )
     if timestamps:
         result.window_file = np.concatenate(w_file) if w_file else np.zeros(0, int)
