@@ -226,9 +226,9 @@ def save_checkpoint(
 ) -> Path:
     """Write ``model`` atomically: a self-describing checkpoint, or with ``plain`` a reference-style
     state dict. A ``.safetensors`` suffix writes safetensors (metadata in its header)."""
-    from .model import NetworkMixin
+    from .model import is_network
 
-    if not isinstance(model, NetworkMixin):
+    if not is_network(model):
         raise UsageError(f"only MN and DyMN networks can be saved as checkpoints, not a {type(model).__name__} "
                          "(save the model before optimizing it; an ensemble is saved member by member)")  # fmt: skip
     path = Path(path)

@@ -9,7 +9,7 @@ from torch import nn
 
 from .errors import UsageError
 from .frontend import MelFrontend
-from .model import ModelInfo
+from .model import ModelInfo, is_network
 
 
 class Ensemble(nn.Module):
@@ -42,7 +42,7 @@ class Ensemble(nn.Module):
         if fast:
             from .optimized import optimize
 
-            models = [optimize(m) if getattr(m, "arch", None) in ("mn", "dymn") else m for m in models]
+            models = [optimize(m) if is_network(m) else m for m in models]
         self.members = nn.ModuleList(models)
         self.frontends = nn.ModuleList(MelFrontend.from_config(m.info.frontend).eval() for m in models)
         self.info = ModelInfo(

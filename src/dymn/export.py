@@ -16,7 +16,7 @@ from torch import nn
 from .atomic import atomic_write
 from .errors import DymnError, ExportError, first_line
 from .frontend import FrontendConfig, MelFrontend
-from .model import ModelInfo
+from .model import ModelInfo, is_network
 from .optimized import optimize
 
 ONNX_META_KEY = "dymn"
@@ -83,7 +83,7 @@ def _meta(model: nn.Module, with_frontend: bool) -> dict:
 
 
 def _check_exportable(model) -> None:
-    if getattr(model, "arch", None) not in ("mn", "dymn"):
+    if not is_network(model):
         raise ExportError(f"only MN and DyMN networks can be exported, not {model.info.name} ({model.info.arch})")
 
 

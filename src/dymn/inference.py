@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from .audio import load_audio
 from .errors import AudioError, UsageError, printable
 from .frontend import MelFrontend
-from .model import AudioModel, ModelInfo
+from .model import AudioModel, ModelInfo, is_network
 
 # Below this, excerpts of real sounds agree with the whole sound's top tag in under a third of cases even
 # when padded (benchmarks/results/short-clips-cpu.md): such clips are tagged with a warning.
@@ -110,12 +109,12 @@ class Tagger:
         if batch_size < 1:
             raise UsageError(f"batch size must be at least 1, got {batch_size}")
         self.device = resolve_device(device)
-        if not isinstance(model, nn.Module) and not hasattr(model, "info"):
+        if model is None or isinstance(model, (str, os.PathLike, list, tuple)):
             from .loader import load
 
             model = load(model)
         self.info: ModelInfo = model.info
-        if fast and getattr(model, "arch", None) in ("mn", "dymn"):
+        if fast and is_network(model):
             from .optimized import optimize
 
             # same outputs (within 1e-4), faster; the caller's model is left untouched

@@ -133,6 +133,11 @@ def check_labels(labels: Sequence[str], num_classes: int, source: str) -> tuple[
     return labels
 
 
+def is_network(model) -> bool:
+    """True for the trainable networks themselves (MN, DyMN), not wrappers, ensembles or exports."""
+    return isinstance(model, NetworkMixin)
+
+
 class NetworkMixin:
     """The contract for the networks themselves (MN, DyMN): ``info``, ``labels`` and ``save``."""
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import UsageError
+from .model import is_network
 from .models.dy_blocks import CoordAtt, DYBlock, DynamicConv, DyReLUB
 
 
@@ -290,8 +292,10 @@ def optimize(
     if micro_batch == "auto":
         # measured on a 2-core AVX-512 CPU (benchmarks/): narrow models run fastest on whole batches;
         # for width >= 1 the early maps of large batches overflow the caches, chunks of 4 win
-        wide = getattr(getattr(model, "config", None), "width_mult", 1.0) >= 1.0
+        wide = model.config.width_mult >= 1.0
         micro_batch = 4 if wide and torch.device(device).type == "cpu" else None
+    if not is_network(model):
+        raise UsageError(f"optimize() takes an MN or DyMN network, not {type(model).__name__}")
     net = copy.deepcopy(model).eval()
     for m in list(net.modules()):
         if isinstance(m, DYBlock):

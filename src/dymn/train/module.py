@@ -73,7 +73,7 @@ class TaggingModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         if self.train_dataset is not None:
             self.train_dataset.set_epoch(self.current_epoch)
-        if self.cfg.temperature_schedule and getattr(self.model, "arch", "") == "dymn":
+        if self.cfg.temperature_schedule and self.model.info.arch == "dymn":
             t = self.model.update_temperature(self.current_epoch)
             self.log("train/dyconv_temperature", t, on_epoch=True, on_step=False)
 

@@ -203,18 +203,19 @@ def evaluate(task: str, data: str | os.PathLike, model: torch.nn.Module, setting
     from tqdm.auto import tqdm
 
     from ..datasets.common import EpochSampler, collate
-    from ..frontend import MelFrontend
-    from ..optimized import optimize
+    from ..inference import Tagger
+    from ..model import ModelInfo
     from .metrics import summarize
 
-    merged = {k: v for k, v in recipe_defaults(task, getattr(model, "arch", "mn")).items()
+    merged = {k: v for k, v in recipe_defaults(task, "dymn" if model.info.arch == "dymn" else "mn").items()
               if k in ("clip_seconds", "fold", "val_fraction", "epoch_len")}  # fmt: skip
     merged.update(settings or {})
     td = build_task(task, data, merged, train=False)
     if model.info.num_classes != len(td.labels):
         raise DataError(f"the model has {model.info.num_classes} outputs but {task} has {len(td.labels)} classes")
-    fast = optimize(model, device=device)
-    fe = MelFrontend.from_config(model.info.frontend).to(device).eval()
+    # clips come padded or cropped to the recipe's length: scored as they are, with the dataset's activation
+    tagger = Tagger(model, device=device, batch_size=batch_size, pad=False)
+    activation = ModelInfo("eval", "eval", td.labels, task="multilabel" if td.multilabel else "singlelabel")
     loader = torch.utils.data.DataLoader(td.val, batch_size=batch_size, collate_fn=collate,
                                          sampler=EpochSampler(len(td.val), shuffle=False))  # fmt: skip
     probs, targets, masks, skipped = [], [], [], 0
@@ -222,8 +223,8 @@ def evaluate(task: str, data: str | os.PathLike, model: torch.nn.Module, setting
         skipped += b["skipped"]
         if b["empty"]:
             continue
-        logits, _ = fast(fe(b["wave"].to(device)).unsqueeze(1))
-        probs.append((torch.sigmoid(logits) if td.multilabel else torch.softmax(logits, 1)).cpu().numpy())
+        logits, _ = tagger.run_batch(b["wave"])
+        probs.append(activation.probabilities(logits))
         targets.append(b["target"].numpy())
         if "mask" in b:
             masks.append(b["mask"].numpy())
