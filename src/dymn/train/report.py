@@ -59,7 +59,7 @@ class EpochReport(L.Callback):
         skipped = _value(m, "train/skipped_clips")
         if skipped:
             parts.append(f"{int(skipped)} clip(s) skipped")
-        parts.append(f"{time.monotonic() - self._epoch_start:.0f} s")
+        parts.append(f"{time.monotonic() - self._epoch_start:.1f} s")
         self._print(trainer, "  ".join(parts))
 
     def summary(self) -> str:
