@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import http.server
 import threading
+import time
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     files: dict = {}
     cut: set = set()
     hits: list = []
+    mode: str = ""  # "nolength": no Content-Length; "trickle": a byte every 0.2 s; "endless": never stops
 
     def do_GET(self):  # noqa: N802
         name = self.path.rsplit("/", 1)[-1]
@@ -29,7 +31,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         body = self.files[name]
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        if self.mode in ("trickle", "endless"):
+            self.end_headers()
+            chunk = b"x" if self.mode == "trickle" else b"\0" * 65536
+            try:
+                for _ in range(150 if self.mode == "trickle" else 100_000):
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    if self.mode == "trickle":
+                        time.sleep(0.2)
+            except OSError:
+                pass
+            return
+        if self.mode != "nolength":
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if name in self.cut:  # the connection drops half way
             self.wfile.write(body[: len(body) // 2])
@@ -44,7 +59,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server():
-    _Handler.files, _Handler.cut, _Handler.hits = {}, set(), []
+    _Handler.files, _Handler.cut, _Handler.hits, _Handler.mode = {}, set(), [], ""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -82,7 +97,7 @@ def test_pretrained_download_then_cache(entry, tmp_path):
         torch.testing.assert_close(model.state_dict()[k], v)
     dymn.load("mn01_as")
     assert handler.hits == [cfg.filename], "the second call must use the cache"
-    assert [p.name for p in cached.parent.iterdir()] == [cfg.filename]
+    assert sorted(p.name for p in cached.parent.iterdir()) == [cfg.filename, cfg.filename + ".sha256"]
 
 
 def test_cut_off_download_leaves_nothing(entry, tmp_path):
@@ -186,3 +201,113 @@ def test_atomic_save_keeps_previous_on_failure(tmp_path, monkeypatch):
         save_checkpoint(model, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+@pytest.fixture()
+def unpublished(tmp_path, server, monkeypatch):
+    """mn01_as without a published sha256 (as 45 of the 46 entries), served locally."""
+    base, handler = server
+    data = _weights_bytes(dymn.load("mn01_as", pretrained=False), tmp_path)
+    handler.files["mn01_as_mAP_298.pt"] = data
+    monkeypatch.setattr("dymn.registry.RELEASE_URL", base)
+    monkeypatch.setenv("DYMN_CACHE", str(tmp_path / "cache"))
+    cfg = get_pretrained_cfg("mn01_as")
+    assert cfg.sha256 is None
+    return cfg, handler, data
+
+
+def _cache_files(tmp_path):
+    d = tmp_path / "cache"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def test_cut_off_without_length_is_not_cached(unpublished, tmp_path):
+    # issue 9, finding 6: no sha256 and no Content-Length: the file must prove to be the weights
+    cfg, handler, data = unpublished
+    handler.mode = "nolength"
+    handler.files[cfg.filename] = data[: len(data) // 2]
+    with pytest.raises(dymn.DownloadError, match="no weights for mn01_as"):
+        fetch_pretrained(cfg, progress=False)
+    assert _cache_files(tmp_path) == []
+    handler.files[cfg.filename] = data  # the server is healthy again: the next run works
+    assert dymn.load("mn01_as").info.source.startswith("released weights")
+
+
+def test_html_page_is_not_cached(unpublished, tmp_path):
+    cfg, handler, _ = unpublished
+    handler.files[cfg.filename] = b"<!DOCTYPE html><html><body>Rate limited</body></html>"
+    with pytest.raises(dymn.DownloadError) as err:
+        fetch_pretrained(cfg, progress=False)
+    assert "HTML page" in str(err.value) and "weights_only" not in str(err.value)
+    assert _cache_files(tmp_path) == []
+
+
+def test_wrong_model_is_not_cached(unpublished, tmp_path):
+    cfg, handler, _ = unpublished
+    handler.files[cfg.filename] = _weights_bytes(dymn.load("mn02_as", pretrained=False), tmp_path)
+    with pytest.raises(dymn.DownloadError, match="not the mn01_as weights"):
+        fetch_pretrained(cfg, progress=False)
+    assert _cache_files(tmp_path) == []
+
+
+def test_replaced_cache_file_is_detected_and_fetched_again(unpublished, tmp_path, capsys):
+    cfg, handler, data = unpublished
+    path = fetch_pretrained(cfg, progress=False)
+    bad = dymn.load("mn01_as", pretrained=False).state_dict()
+    bad = {k: v.float() * float("nan") if v.is_floating_point() else v for k, v in bad.items()}
+    torch.save(bad, path)  # someone replaced the cached file
+    model = dymn.load("mn01_as")
+    assert "cannot be trusted" in capsys.readouterr().err and len(handler.hits) == 2
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+
+
+def test_nan_weights_are_a_loading_error(tmp_path):
+    m = dymn.load("mn01_as", pretrained=False)
+    sd = {k: (v * float("nan") if k == "features.0.0.weight" else v) for k, v in m.state_dict().items()}
+    torch.save(sd, tmp_path / "nan.pt")
+    with pytest.raises(WeightsError, match="NaN or infinite"):
+        dymn.load("mn01_as", weights=tmp_path / "nan.pt")
+    sd = {k: (v.to(torch.int32) if v.is_floating_point() else v) for k, v in m.state_dict().items()}
+    torch.save(sd, tmp_path / "int.pt")
+    with pytest.raises(WeightsError, match="wrong type"):
+        dymn.load("mn01_as", weights=tmp_path / "int.pt")
+
+
+def test_endless_and_trickling_downloads_stop(unpublished, tmp_path, monkeypatch):
+    cfg, handler, _ = unpublished
+    handler.mode = "endless"
+    with pytest.raises(dymn.DownloadError, match="exceeded"):
+        fetch_pretrained(cfg, progress=False)
+    handler.mode = "trickle"
+    monkeypatch.setattr(hub, "DOWNLOAD_DEADLINE", 1.0)
+    with pytest.raises(dymn.DownloadError, match="longer than 1 s"):
+        fetch_pretrained(cfg, progress=False)
+    assert _cache_files(tmp_path) == []
+
+
+def test_sigterm_leaves_no_partial_file(unpublished, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    cfg, handler, _ = unpublished
+    handler.mode = "trickle"
+    code = (f"import dymn, dymn.hub as h; dymn.registry.RELEASE_URL = {dymn.registry.RELEASE_URL!r}; "
+            "h.fetch_pretrained(dymn.get_pretrained_cfg('mn01_as'), progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not any(n.endswith(".part") for n in _cache_files(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(n.endswith(".part") for n in _cache_files(tmp_path)), "the download never started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 128 + signal.SIGTERM
+    assert b"Traceback" not in proc.stderr.read()
+    assert _cache_files(tmp_path) == []
+
+
+def test_unwritable_cache_is_not_a_network_problem(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")  # unwritable even for root
+    monkeypatch.setenv("DYMN_CACHE", str(blocker / "cache"))
+    with pytest.raises(WeightsError, match="cannot write to the weights cache"):
+        fetch_pretrained(get_pretrained_cfg("mn01_as"), progress=False)

@@ -13,7 +13,7 @@ import numpy as np
 from .atomic import atomic_write
 from .audio import load_audio
 from .errors import AudioError
-from .inference import Tagger
+from .inference import MAX_CLIP_SECONDS, Tagger
 from .timelines import timeline
 
 
@@ -63,7 +63,7 @@ def embed(
     w_file, w_start, w_end, w_emb = [], [], [], []
     for p in paths:
         try:
-            wave = load_audio(p, tagger.sample_rate)
+            wave = load_audio(p, tagger.sample_rate, max_seconds=MAX_CLIP_SECONDS)
         except AudioError as exc:
             if on_error is None:
                 raise

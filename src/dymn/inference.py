@@ -10,12 +10,11 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .audio import load_audio
+from .audio import Decoded, audio_info, read_audio
 from .errors import AudioError, UsageError, printable
 from .frontend import MelFrontend
 from .model import AudioModel, ModelInfo, is_network
@@ -23,6 +22,10 @@ from .model import AudioModel, ModelInfo, is_network
 # Below this, excerpts of real sounds agree with the whole sound's top tag in under a third of cases even
 # when padded (benchmarks/results/short-clips-cpu.md): such clips are tagged with a warning.
 SHORT_CLIP_SECONDS = 0.25
+# Clips are tagged whole up to this length (a 10-minute clip at 32 kHz is 77 MB of samples); longer audio is
+# what `timeline` streams. Files decoded together hold at most CHUNK_SECONDS of audio.
+MAX_CLIP_SECONDS = 600.0
+CHUNK_SECONDS = 1200.0
 
 
 @dataclass
@@ -183,28 +186,35 @@ class Tagger:
         progress: bool = False,
         chunk: int | None = None,
     ) -> Iterator[TagResult]:
-        """Tag files in order; an unreadable file goes to ``on_error(path, message)`` and is skipped."""
-        paths = [str(p) for p in paths]
+        """Tag files in order; a file that cannot be tagged goes to ``on_error(path, message)`` and is skipped.
+
+        Files longer than :data:`MAX_CLIP_SECONDS` are refused (``timeline`` is for long audio). Files are
+        decoded in background threads, ``chunk`` at a time but never more than :data:`CHUNK_SECONDS` of
+        audio (by their headers), so memory stays bounded whatever the files hold.
+        """
+        paths = [os.fspath(p) for p in paths]
         chunk = chunk or max(4 * self.batch_size, 16)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(paths), unit="file", disable=not progress, desc="tagging")
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            decode = lambda p: _decode(p, self.sample_rate)  # noqa: E731 (str = the error message)
-            for start in range(0, len(paths), chunk):
-                part = paths[start : start + chunk]
-                decoded = list(pool.map(decode, part))
-                good = [(p, w) for p, w in zip(part, decoded) if not isinstance(w, str)]
-                probs = self.predict([w for _, w in good]) if good else np.zeros((0, len(self.labels)))
-                results = {p: (w, pr) for (p, w), pr in zip(good, probs)}
-                for p, w in zip(part, decoded):
+            for part in _chunks(paths, chunk):
+                decoded = list(pool.map(lambda p: _decode(p, self.sample_rate), part))
+                good = [(p, d) for p, d in zip(part, decoded) if not isinstance(d, str)]
+                probs = self.predict([d.wave for _, d in good]) if good else np.zeros((0, len(self.labels)))
+                results = {p: (d, pr) for (p, d), pr in zip(good, probs)}
+                for p, d in zip(part, decoded):
                     bar.update(1)
-                    if isinstance(w, str):
+                    if not isinstance(d, str) and not np.isfinite(results[p][1]).all():
+                        d = f"{p}: the model's scores are not finite for this file"
+                    if isinstance(d, str):
                         if on_error:
-                            on_error(p, w)
+                            on_error(p, d)
                         continue
-                    wave, pr = results[p]
-                    duration = len(wave) / self.sample_rate
+                    dec, pr = results[p]
+                    duration = len(dec.wave) / self.sample_rate
+                    if on_warning and dec.note:
+                        on_warning(p, dec.note)
                     if duration < SHORT_CLIP_SECONDS and on_warning:
                         on_warning(p, f"only {duration * 1000:.0f} ms long: tags of clips under "
                                       f"{SHORT_CLIP_SECONDS:g} s are unreliable")  # fmt: skip
@@ -212,8 +222,25 @@ class Tagger:
         bar.close()
 
 
-def _decode(path: str, sample_rate: int) -> np.ndarray | str:
+def _chunks(paths: list[str], count: int) -> Iterator[list[str]]:
+    """Consecutive files, at most ``count`` and (by their headers) at most CHUNK_SECONDS of audio."""
+    part, seconds = [], 0.0
+    for p in paths:
+        try:
+            length = min(audio_info(p).duration, MAX_CLIP_SECONDS)
+        except AudioError:
+            length = 0.0  # reported when it is decoded
+        if part and (len(part) >= count or seconds + length > CHUNK_SECONDS):
+            yield part
+            part, seconds = [], 0.0
+        part.append(p)
+        seconds += length
+    if part:
+        yield part
+
+
+def _decode(path: str, sample_rate: int) -> Decoded | str:
     try:
-        return load_audio(Path(path), sample_rate)
+        return read_audio(path, sample_rate, max_seconds=MAX_CLIP_SECONDS)
     except AudioError as exc:
         return str(exc)

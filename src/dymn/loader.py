@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .errors import UnknownModelError, UsageError
+from .errors import UnknownModelError, UsageError, WeightsError
 from .factory import ARCHS, build_network, fitting_models
 from .frontend import FrontendConfig
 from .model import AudioModel
@@ -108,7 +108,11 @@ def _load_network(name: str | None, weights, pretrained: bool, overrides: dict):
         from .hub import fetch_pretrained
 
         path = fetch_pretrained(entry)
-        ckpt = load_checkpoint(path)
+        try:
+            ckpt = load_checkpoint(path)
+        except WeightsError as exc:
+            damaged = f"the cached copy of {entry.name} is damaged: delete it to download it again"
+            raise WeightsError(f"{exc} ({damaged})") from None
         source = f"released weights {entry.url}"
     else:
         source = "random initialisation"
