@@ -292,8 +292,10 @@ def test_sigterm_leaves_no_partial_file(unpublished, tmp_path):
 
     cfg, handler, _ = unpublished
     handler.mode = "trickle"
-    code = (f"import dymn, dymn.hub as h; dymn.registry.RELEASE_URL = {dymn.registry.RELEASE_URL!r}; "
-            "h.fetch_pretrained(dymn.get_pretrained_cfg('mn01_as'), progress=False)")
+    code = (
+        f"import dymn, dymn.hub as h; dymn.registry.RELEASE_URL = {dymn.registry.RELEASE_URL!r}; "
+        "h.fetch_pretrained(dymn.get_pretrained_cfg('mn01_as'), progress=False)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while not any(n.endswith(".part") for n in _cache_files(tmp_path)) and time.monotonic() < deadline:

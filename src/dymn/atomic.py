@@ -61,5 +61,5 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text (UTF-8) atomically; see :func:`atomic_write`."""
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    """Write text (UTF-8; file names that were not UTF-8 go back as their bytes) atomically."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8", errors="surrogateescape"))

@@ -28,6 +28,7 @@ _SHORT_TOLERANCE = (0.02, 0.1)  # fraction, seconds
 # Sample values beyond this are not audio (float files hold about +-1); their spectra would overflow.
 MAX_SAMPLE_VALUE = 1e6
 SAMPLE_RATES = (1000, 768_000)
+_BLOCK_SECONDS = 1  # small blocks: a decoder error loses at most one block of a damaged file
 
 
 class AudioWarning(UserWarning):
@@ -151,11 +152,22 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 32000, max_seconds: f
         if max_seconds is not None and declared > max_seconds * sr:
             raise AudioError(f"{p}: {declared / sr / 60:.1f} min long; clips are tagged whole up to "
                              f"{max_seconds / 60:g} min: use `dymn timeline` for long audio")  # fmt: skip
-        limit = -1 if max_seconds is None else int(max_seconds * sr) + 1
-        try:
-            data = f.read(frames=limit, dtype="float32", always_2d=True)
-        except Exception as exc:
-            raise AudioError(f"{p}: decoding failed ({_reason(exc)})") from None
+        limit = None if max_seconds is None else int(max_seconds * sr) + 1
+        parts, read, failure = [], 0, None
+        while limit is None or read < limit:
+            want = _BLOCK_SECONDS * sr if limit is None else min(_BLOCK_SECONDS * sr, limit - read)
+            try:
+                block = f.read(frames=int(want), dtype="float32", always_2d=True)
+            except Exception as exc:  # a corrupt or cut-off file: keep what decoded, say what happened
+                if not parts:
+                    raise AudioError(f"{p}: decoding failed ({_reason(exc)})") from None
+                failure = _reason(exc)
+                break
+            parts.append(block)
+            read += len(block)
+            if len(block) < want:
+                break
+        data = np.concatenate(parts) if len(parts) > 1 else parts[0]
     if data.shape[0] == 0:
         raise AudioError(f"{p}: contains no audio samples")
     if max_seconds is not None and data.shape[0] > max_seconds * sr:
@@ -166,7 +178,10 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 32000, max_seconds: f
         wave = resample(to_mono(data), int(sr), int(sample_rate))
     except Exception as exc:
         raise AudioError(f"{p}: cannot resample from {sr} Hz ({_reason(exc)})") from None
-    return Decoded(wave, _short_note(p, data.shape[0], declared, sr))
+    note = _short_note(p, data.shape[0], declared, sr)
+    if failure and note:
+        note = f"{note} (the decoder stopped: {failure})"
+    return Decoded(wave, note)
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = 32000, max_seconds: float | None = None) -> np.ndarray:
@@ -190,13 +205,24 @@ def stream_audio(
             soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ") if sr != sample_rate else None
         )
         block = max(1, int(block_seconds * sr))
+        step = max(1, min(block, _BLOCK_SECONDS * sr))
         read = 0
         while True:
-            try:
-                data = f.read(block, dtype="float32", always_2d=True)
-            except Exception as exc:
-                raise AudioError(f"{p}: decoding failed ({_reason(exc)})") from None
-            last = len(data) < block
+            pieces, got, last = [], 0, False
+            while got < block:  # small reads: a decoder error loses at most one of them
+                want = min(step, block - got)
+                try:
+                    piece = f.read(want, dtype="float32", always_2d=True)
+                except Exception as exc:  # keep what decoded; the shortfall is reported below
+                    if read + got == 0:
+                        raise AudioError(f"{p}: decoding failed ({_reason(exc)})") from None
+                    piece = np.zeros((0, f.channels), np.float32)
+                pieces.append(piece)
+                got += len(piece)
+                if len(piece) < want:
+                    last = True
+                    break
+            data = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
             read += len(data)
             if len(data):
                 _check_samples(p, data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -408,8 +409,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    from .audio import AudioWarning
+
+    if issubclass(category, AudioWarning):
+        _err(f"warning: {message}")
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # file names that are not UTF-8 come back as surrogates: write them back as the bytes they were
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
     except DymnError as exc:
@@ -421,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `dymn tag ... | head`
         sys.stderr.close()
         return 0
+    finally:
+        warnings.showwarning = _default_showwarning
 
 
 if __name__ == "__main__":
