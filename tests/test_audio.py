@@ -89,8 +89,9 @@ def _wav_with_rate(path, rate: int, frames: int):
 
 def _run_limited(args, gib: float = 4.0):
     """Run the CLI in a child whose address space is capped, so a regression cannot take the machine down."""
-    code = ("import resource, sys; lim = int(%f * 2**30); resource.setrlimit(resource.RLIMIT_AS, (lim, lim)); "
-            "from dymn.cli import main; sys.exit(main(sys.argv[1:]))") % gib  # fmt: skip
+    lim = int(gib * 2**30)
+    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({lim}, {lim})); "
+            "from dymn.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
 
 

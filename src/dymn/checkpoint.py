@@ -155,7 +155,7 @@ def validate_meta(meta, where: str | os.PathLike) -> dict:
         raise WeightsError(f"{where}: dymn metadata must be a mapping")
     configs = {"mn": MNConfig, "dymn": DyMNConfig}
     arch = meta.get("arch")
-    if arch not in configs:
+    if not isinstance(arch, str) or arch not in configs:
         raise WeightsError(f"{where}: unknown architecture {arch!r:.60} in the metadata (expected mn or dymn)")
     arch_config = meta.get("arch_config")
     if not isinstance(arch_config, dict):

@@ -81,6 +81,51 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path):
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0, msg=k)
     with pytest.raises(DataError, match="--resume"):
         fit("folder", data, _mn(2), tmp_path / "full", cfg, settings, progress=False)
+    # issue 9: the metrics of the epochs before the kill survive the resume
+    import csv
+
+    with open(tmp_path / "part" / "logs" / "metrics.csv") as f:
+        epochs = {int(float(r["epoch"])) for r in csv.DictReader(f) if r.get("epoch")}
+    assert epochs == {0, 1, 2}
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
+    from dymn.cli import main
+
+    data = write_folder(tmp_path / "data")
+    base = ["finetune", "folder", "--data", str(data), "--model", "mn", "--width-mult", "0.1", "--out",
+            str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4", "--num-workers", "0"]  # fmt: skip
+    assert main(base) == 0
+    capsys.readouterr()
+    (data / "third").mkdir()  # the class list changed since the run started
+    (data / "third" / "a.wav").write_bytes(
+        (data / "high" / next(iter(sorted(p.name for p in (data / "high").iterdir())))).read_bytes()
+    )
+    assert main(base + ["--resume"]) == 1
+    assert "differ from the data's" in capsys.readouterr().err
+    (data / "third" / "a.wav").unlink()
+    (data / "third").rmdir()
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # cut off
+    assert main(base + ["--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "unreadable, perhaps cut off" in err and "Traceback" not in err
+    torch.save({"epoch": 0, "state_dict": {}, "x": Evil()}, last)
+    assert main(base + ["--resume"]) == 1
+    assert "could run code" in capsys.readouterr().err
+
+
+class Evil:
+    """Any pickled object: loading it could run code."""
+
+
+def test_empty_class_folder_is_an_error(tmp_path, capsys):
+    from dymn.cli import main
+
+    data = write_folder(tmp_path / "data")
+    (data / "empty").mkdir()
+    assert main(["finetune", "folder", "--data", str(data), "--model", "mn", "--out", str(tmp_path / "r")]) == 1
+    assert "class folder without audio files" in capsys.readouterr().err
 
 
 def test_class_list_round_trips_into_tag(tmp_path, capsys):

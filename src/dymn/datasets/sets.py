@@ -285,6 +285,8 @@ def _scan_classes(root: Path, labels: list[str] | None = None):
         if c not in labels:
             raise DataError(f"{root / c}: class {c!r} is not among the training classes")
         files = sorted(p for p in (root / c).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+        if not files and labels is classes:
+            raise DataError(f"{root / c}: class folder without audio files; add clips or remove the folder")
         paths += files
         ys += [labels.index(c)] * len(files)
     if not paths:

@@ -1,11 +1,16 @@
-"""What a training run tells its user: one line per epoch and a closing summary (Lightning callback)."""
+"""What a training run tells its user: one line per epoch, a closing summary, and logs that survive a resume."""
 
 from __future__ import annotations
 
+import csv
+import os
 import sys
 import time
 
 import lightning as L
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 # the validation metric that decides the best epoch, per task type
 MAIN_METRIC = {True: "mAP", False: "accuracy"}
@@ -68,3 +73,42 @@ class EpochReport(L.Callback):
             return f"trained for {wall:.0f} s (no validation split)"
         return (f"trained for {wall:.0f} s: final val {self.key} {self.last:.4f}, "
                 f"best {self.best[0]:.4f} at epoch {self.best[1]}")  # fmt: skip
+
+
+class _KeepingWriter(ExperimentWriter):
+    """Keeps the rows of the epochs a resumed run had finished (Lightning deletes ``metrics.csv``)."""
+
+    keep_epochs_through: int | None = None
+
+    def _check_log_dir_exists(self) -> None:
+        keep = self.keep_epochs_through
+        if keep is None or not os.path.isfile(self.metrics_file_path):
+            return super()._check_log_dir_exists()
+        with open(self.metrics_file_path, newline="") as f:
+            reader = csv.DictReader(f)
+            keys = list(reader.fieldnames or [])
+            rows = [r for r in reader if not r.get("epoch") or int(float(r["epoch"])) <= keep]
+        with open(self.metrics_file_path, "w", newline="") as f:  # rows of an epoch cut short go
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.metrics_keys = keys
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's CSVLogger, except that a resumed run keeps the metrics of its finished epochs."""
+
+    def __init__(self, save_dir, keep_epochs_through: int | None = None):
+        super().__init__(save_dir, name="logs", version="")
+        self.keep_epochs_through = keep_epochs_through
+
+    @property
+    @rank_zero_experiment
+    def experiment(self):
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            writer = _KeepingWriter.__new__(_KeepingWriter)
+            writer.keep_epochs_through = self.keep_epochs_through
+            writer.__init__(log_dir=self.log_dir)
+            self._experiment = writer
+        return self._experiment

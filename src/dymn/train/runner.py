@@ -131,7 +131,6 @@ def fit(
     """Train ``model`` on a task; returns (LightningModule, path of the final self-describing model)."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
     from ..checkpoint import save_checkpoint
     from .module import AtomicCheckpointIO, TaggingModule, seed_all
@@ -143,6 +142,7 @@ def fit(
         raise DataError(f"--resume: no checkpoint to resume from at {last}")
     if not resume and last.is_file():
         raise DataError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    resumed_epoch = _check_resume(last) if resume else None
     seed_all(cfg.seed)
     td = task_data or build_task(task, data, settings or {}, seed=cfg.seed, cache_dir=cache_dir)
     if len(td.train) == 0:
@@ -154,7 +154,14 @@ def fit(
                                     clip_seconds=td.clip_seconds)  # fmt: skip
     module = TaggingModule(model, td.multilabel, cfg, teacher=teacher, has_mask=td.has_mask)
     module.train_dataset, module.val_dataset = td.train, td.val
-    loggers = [CSVLogger(out, name="logs", version="")]
+    if resume:
+        run_labels = resumed_epoch[1]
+        if run_labels is not None and list(run_labels) != list(td.labels):
+            raise DataError(f"cannot resume {out}: its classes ({', '.join(run_labels)[:200]}) differ from the "
+                            f"data's ({', '.join(td.labels)[:200]})")  # fmt: skip
+    from .report import ResumableCSVLogger
+
+    loggers = [ResumableCSVLogger(out, resumed_epoch[0] if resume else None)]
     try:
         import tensorboard  # noqa: F401
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -194,6 +201,24 @@ def fit(
             save_checkpoint(module.model, out / "model_plain.pt", plain=True)
         print(report.summary(), file=sys.stderr, flush=True)
     return module, final
+
+
+def _check_resume(last: Path) -> tuple[int, list[str] | None]:
+    """The epoch a run's last checkpoint finished and its classes; a clear error if it cannot be read."""
+    from ..errors import first_line
+
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise DataError(f"{last}: refused: it holds pickled Python objects that could run code; "
+                            "it was not written by dymn") from None  # fmt: skip
+        raise DataError(f"{last}: cannot resume: the checkpoint is unreadable, perhaps cut off "
+                        f"({first_line(exc)}); start a new run with another --out") from None  # fmt: skip
+    if not isinstance(state, dict) or "state_dict" not in state or "epoch" not in state:
+        raise DataError(f"{last}: not a checkpoint of a dymn run; start a new run with another --out")
+    meta = (state.get("dymn") or {}).get("meta") or {}
+    return int(state["epoch"]), meta.get("labels")
 
 
 @torch.inference_mode()
