@@ -93,3 +93,10 @@ def test_text_lines_can_be_read_back_and_jsonl():
 
     docs = [json.loads(x) for x in out.getvalue().splitlines()]
     assert docs[0]["tags"][0] == {"label": "Chirp, tweet", "probability": 0.81}
+
+
+def test_garbage_float_pcm_is_a_clear_error():
+    # issue 9, finding 5: text read as f32le gives NaN and absurd values, never "nan" probabilities
+    garbage = io.BytesIO(b"this is not float audio at all, but text " * 500)
+    with pytest.raises(dymn.AudioError, match="check --pcm-format"):
+        list(pcm_blocks(garbage, 16000, 32000, "f32le"))

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import resample
-from .errors import DymnError, MissingDependencyError, UsageError, printable
+from .audio import MAX_SAMPLE_VALUE, resample
+from .errors import AudioError, DymnError, MissingDependencyError, UsageError, printable
 from .inference import Tagger, top_tags
 
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4")}
@@ -120,6 +120,9 @@ def pcm_blocks(stream, rate: int, target_rate: int, fmt: str = "s16le", channels
         usable = len(data) - len(data) % frame
         rest = data[usable:]
         x = np.frombuffer(data[:usable], dtype=dtype).astype(np.float32) / scale
+        if x.size and not (np.isfinite(x).all() and np.abs(x).max() <= MAX_SAMPLE_VALUE):
+            raise AudioError(f"stdin: the samples are not {fmt} audio (NaN, infinite or absurd values); "
+                             "check --pcm-format, --rate and --channels")  # fmt: skip
         x = x.reshape(-1, channels).mean(axis=1) if channels > 1 else x
         out = rs.resample_chunk(x, last=done) if rs is not None else x
         if len(out):
