@@ -1,85 +1,106 @@
-"""Fine-tuning on real recordings: the Free Spoken Digit Dataset (../shared/data/fsdd), on CPU.
+"""Fine-tuning with default settings on real recordings of several sizes (Free Spoken Digit Dataset).
 
-    python benchmarks/bench_finetune_fsdd.py [--epochs 8] [--threads 2]
+    python benchmarks/bench_finetune_fsdd.py [--model mn04_as] [--sets small,medium,full]
 
-Split by recording index (index 0-4 of every speaker and digit = test, 300 clips; the rest = train,
-2,700 clips): the test speakers are also in training, so this is not speaker-independent.
-A) mn04_as from the released AudioSet checkpoint (../shared/weights/mn04_as_mAP_432.pt);
-B) DyMN width 0.4 from scratch, given the same wall-clock budget as A.
-Prints test accuracy and wall time of each as a markdown table.
+Every run is the command a user would type, `dymn finetune folder --data DIR --model mn04_as --out RUN`,
+with no other setting (and once more with `--freeze-backbone`); test accuracy from `dymn evaluate folder`
+on the held-out `test/` tree of the same folder (the last epoch's model.pt, not the best on validation).
+  - small:  3 digits x 20 clips (speakers jackson, nicolas, theo, yweweler), tested on the 300 clips of
+            those digits by the other two speakers (george, lucas): speaker-independent;
+  - medium: 10 digits x 30 clips (same four speakers), tested on the other two: speaker-independent;
+  - full:   2,700 clips (recording index 5-49 of every speaker and digit), tested on index 0-4 (300 clips;
+            the test speakers are in training, as in the earlier README table).
+The released mn04_as checkpoint comes from ../shared/weights (put in a temporary DYMN_CACHE).
+Prints a markdown table of test accuracy and wall time.
 """
 
 import argparse
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-import dymn
-from dymn.train.module import seed_all
-from dymn.train.runner import evaluate, fit, make_config
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+TRAIN_SPEAKERS = ("jackson", "nicolas", "theo", "yweweler")
 
 
-def make_split(dst: Path) -> Path:
-    src = SHARED / "data" / "fsdd" / "recordings"
-    files = sorted(src.glob("*.wav"))
+def _link(f: Path, dst: Path, part: str) -> None:
+    target = dst / part / f.stem.split("_")[0] / f.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(f)
+
+
+def make_set(name: str, dst: Path) -> Path:
+    files = sorted((SHARED / "data" / "fsdd" / "recordings").glob("*.wav"))
     if not files:
-        sys.exit(f"no recordings under {src}")
-    for f in files:
-        digit, _speaker, index = f.stem.split("_")
-        part = "test" if int(index) < 5 else "train"
-        target = dst / part / digit / f.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(f)
+        sys.exit("no FSDD recordings under ../shared/data/fsdd")
+    digits, per_class = {"small": ("0", "1", "2"), "medium": tuple("0123456789")}.get(name, (None, None)), None
+    if name == "full":
+        for f in files:
+            _link(f, dst, "test" if int(f.stem.split("_")[2]) < 5 else "train")
+        return dst
+    digits, per_class = {"small": (("0", "1", "2"), 20), "medium": (tuple("0123456789"), 30)}[name]
+    for d in digits:
+        train = [f for f in files if f.stem.split("_")[0] == d and f.stem.split("_")[1] in TRAIN_SPEAKERS]
+        # spread the picks over the train speakers and recording indices
+        step = len(train) / per_class
+        for f in [train[int(i * step)] for i in range(per_class)]:
+            _link(f, dst, "train")
+        for f in files:
+            if f.stem.split("_")[0] == d and f.stem.split("_")[1] not in TRAIN_SPEAKERS:
+                _link(f, dst, "test")
     return dst
 
 
-def run(name, model, data, out, overrides, max_time=None):
-    cfg, settings = make_config("folder", model.arch, overrides)
+def dymn(*args: str, env: dict) -> tuple[str, float]:
     t = time.perf_counter()
-    module, final = fit("folder", data, model, out, cfg, settings, progress=False, max_time=max_time,
-                        cache_dir=str(out.parent / "cache"))  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "dymn.cli", *args], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
-    acc = evaluate("folder", data, dymn.load(weights=final), settings)["accuracy"]
-    print(f"{name}: test accuracy {acc:.4f} after {module.current_epoch} epochs, {wall:.0f} s", file=sys.stderr)
-    print((out / "logs" / "metrics.csv").read_text(), file=sys.stderr)  # per-epoch validation accuracy
-    return acc, wall, module.current_epoch
+    if r.returncode != 0:
+        sys.exit(f"dymn {' '.join(args)} failed:\n{r.stderr}")
+    return r.stdout + r.stderr, wall
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--model", default="mn04_as")
+    p.add_argument("--sets", default="small,medium,full")
+    p.add_argument("--runs", default="defaults,freeze", help="defaults and/or freeze (--freeze-backbone)")
     p.add_argument("--weights", default=str(SHARED / "weights" / "mn04_as_mAP_432.pt"))
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    rows = []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        data = make_split(d / "fsdd")
-        common = dict(batch_size=32, warm_up_len=1, ramp_down_start=2, ramp_down_len=a.epochs - 2, seed=0)
-        seed_all(0)
-        mn = dymn.load("mn04_as", weights=a.weights, num_classes=10)
-        acc_a, wall_a, ep_a = run(
-            "mn04_as (AudioSet weights)", mn, data, d / "a", dict(common, epochs=a.epochs, lr=1e-3)
-        )
-        seed_all(0)
-        # from scratch as the reference trains DyMNs: temperature annealed from T_max = 30 by 1 per epoch;
-        # BatchNorm momentum 0.1 so that fresh running statistics settle within the run
-        scratch = dymn.load("dymn", width_mult=0.4, num_classes=10, pretrained=False)
-        long = 4 * a.epochs  # the schedule's length; the time budget ends the run first
-        scratch_cfg = dict(common, epochs=long, lr=2e-3, ramp_down_len=long - 2, bn_momentum=0.1,
-                           temperature_schedule=True)  # fmt: skip
-        acc_b, wall_b, ep_b = run("dymn04 from scratch", scratch, data, d / "b", scratch_cfg, max_time=wall_a)
-    print(f"FSDD, 2,700 train / 300 test clips (index split), CPU, {a.threads} threads\n")
-    print("| model | start | epochs | wall time (s) | test accuracy |")
-    print("|---|---|---|---|---|")
-    print(f"| mn04 | AudioSet checkpoint mn04_as | {ep_a} | {wall_a:.0f} | {100 * acc_a:.1f}% |")
-    print(f"| DyMN width 0.4 | random init (same time budget) | {ep_b} | {wall_b:.0f} | {100 * acc_b:.1f}% |")
+        cache = d / "cache"
+        cache.mkdir()
+        shutil.copy(a.weights, cache / Path(a.weights).name)
+        env = dict(os.environ, DYMN_CACHE=str(cache))
+        for name in a.sets.split(","):
+            data = make_set(name, d / name)
+            n_train = sum(1 for _ in (data / "train").rglob("*.wav"))
+            n_test = sum(1 for _ in (data / "test").rglob("*.wav"))
+            runs = {"defaults": [], "freeze": ["--freeze-backbone"]}
+            for extra in [runs[r] for r in a.runs.split(",")]:
+                out = d / f"run-{name}-{len(extra)}"
+                log, wall = dymn("finetune", "folder", "--data", str(data), "--model", a.model, "--out", str(out),
+                                 *extra, env=env)  # fmt: skip
+                settings = next(line for line in log.splitlines() if line.startswith("settings"))
+                ev, _ = dymn("evaluate", "folder", "--data", str(data), "--model", str(out / "model.pt"), env=env)
+                acc = float(next(x for x in ev.splitlines() if x.startswith("accuracy:")).split()[1])
+                print(
+                    f"{name} {' '.join(extra) or 'defaults'}: {acc:.4f} in {wall:.0f} s\n  {settings}", file=sys.stderr
+                )
+                rows.append((name, n_train, n_test, " ".join(extra) or "(defaults)", settings, acc, wall))
+    print(f"`dymn finetune folder --data DIR --model {a.model} --out RUN [--freeze-backbone]`, FSDD, CPU (2 cores)\n")
+    print("| set | train clips | test clips | flags | what `auto` chose | test accuracy | wall time (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, n_tr, n_te, flags, settings, acc, wall in rows:
+        chose = settings.split(": ", 1)[1].split("; mixup")[0].split("; ", 1)[-1]
+        print(f"| {name} | {n_tr} | {n_te} | {flags} | {chose} | {100 * acc:.1f}% | {wall:.0f} |")
     return 0
 
 

@@ -82,7 +82,8 @@ def test_info_describes_provenance(tiny_mn_checkpoint):
     assert "mn01_as (mn, 527 classes, multilabel" in info.describe()
 
 
-def test_only_networks_save():
+def test_only_networks_save(tmp_path):
     mn = dymn.load("mn01_as", pretrained=False)
     with pytest.raises(dymn.UsageError, match="before optimizing"):
-        dymn.save_checkpoint(dymn.optimize(mn), "x.pt")
+        dymn.save_checkpoint(dymn.optimize(mn), tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()

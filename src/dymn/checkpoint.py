@@ -222,10 +222,16 @@ def checkpoint_meta(model: torch.nn.Module, name: str | None = None) -> dict:
 
 
 def save_checkpoint(
-    model: torch.nn.Module, path: str | os.PathLike, *, name: str | None = None, plain: bool = False
+    model: torch.nn.Module,
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    plain: bool = False,
+    extra: dict | None = None,
 ) -> Path:
     """Write ``model`` atomically: a self-describing checkpoint, or with ``plain`` a reference-style
-    state dict. A ``.safetensors`` suffix writes safetensors (metadata in its header)."""
+    state dict. A ``.safetensors`` suffix writes safetensors (metadata in its header). ``extra`` adds
+    JSON-able entries to the metadata (e.g. the training configuration)."""
     from .model import is_network
 
     if not is_network(model):
@@ -236,7 +242,9 @@ def save_checkpoint(
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 
-        metadata = None if plain else {CHECKPOINT_FORMAT: json.dumps(checkpoint_meta(model, name))}
+        meta = {**(extra or {}), **checkpoint_meta(model, name)}
+        metadata = None if plain else {CHECKPOINT_FORMAT: json.dumps(meta)}
         return atomic_write(path, lambda t: save_file(sd, t, metadata=metadata))
-    obj = sd if plain else {"format": CHECKPOINT_FORMAT, **checkpoint_meta(model, name), "state_dict": sd}
+    meta = {**json.loads(json.dumps(extra or {})), **checkpoint_meta(model, name)}  # plain types only
+    obj = sd if plain else {"format": CHECKPOINT_FORMAT, **meta, "state_dict": sd}
     return atomic_write(path, lambda t: torch.save(obj, t))

@@ -98,13 +98,14 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
     assert main(base) == 0
     capsys.readouterr()
     (data / "third").mkdir()  # the class list changed since the run started
-    (data / "third" / "a.wav").write_bytes(
-        (data / "high" / next(iter(sorted(p.name for p in (data / "high").iterdir())))).read_bytes()
-    )
+    clip = sorted((data / "high").iterdir())[0].read_bytes()
+    for name in ("a.wav", "b.wav"):
+        (data / "third" / name).write_bytes(clip)
     assert main(base + ["--resume"]) == 1
     assert "differ from the data's" in capsys.readouterr().err
-    (data / "third" / "a.wav").unlink()
-    (data / "third").rmdir()
+    import shutil
+
+    shutil.rmtree(data / "third")
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])  # cut off
     assert main(base + ["--resume"]) == 1
@@ -117,6 +118,72 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
 
 class Evil:
     """Any pickled object: loading it could run code."""
+
+
+def test_auto_recipe_adapts_to_the_data():
+    from dymn.train.recipes import adapt_to_data
+
+    cfg, _ = make_config("folder", "mn", {})
+    assert cfg.recipe == "auto"
+    tiny = adapt_to_data(cfg, 48, "mn", set())
+    assert tiny.batch_size == 6 and tiny.lr_per_step and tiny.epochs == 100 and tiny.warm_up_len == 5
+    assert tiny.lr == 6 * 3.75e-5 and tiny.mixup_alpha == 0 and tiny.val_every == 5
+    big = adapt_to_data(cfg, 50_000, "mn", set())
+    assert big.batch_size == 32 and big.epochs == 3
+    mid = adapt_to_data(cfg, 2700, "mn", set())
+    assert mid.epochs == 10 and mid.batch_size == 32 and mid.lr == 1.2e-3
+    given, _ = make_config("folder", "mn", {"batch_size": 64, "epochs": 7})
+    kept = adapt_to_data(given, 48, "mn", {"batch_size", "epochs"})
+    assert (kept.batch_size, kept.epochs) == (64, 7)  # what the user gave stays
+    ref, _ = make_config("folder", "mn", {}, recipe="esc50")
+    assert adapt_to_data(ref, 48, "mn", set()) == ref and ref.lr == 6e-5 and ref.batch_size == 128
+    with pytest.raises(dymn.UsageError, match="unknown recipe"):
+        make_config("folder", "mn", {}, recipe="nope")
+
+
+def test_run_config_is_saved_and_round_trips(tmp_path):
+    data = write_folder(tmp_path / "data")
+    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 1, "lr_decay": 0.7, "freeze_backbone": True})
+    _, final = fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert TrainConfig(**saved["train"]) == cfg
+    assert saved["data"]["classes"] == ["high", "low"]
+    meta = dymn.load_checkpoint(final).meta
+    assert meta["train_config"] == saved
+    assert (tmp_path / "run" / "model_best.pt").is_file()
+
+
+def test_freeze_backbone_trains_only_the_classifier(tmp_path):
+    data = write_folder(tmp_path / "data")
+    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 1, "freeze_backbone": True})
+    model = _mn(2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    module, _ = fit("folder", data, model, tmp_path / "run", cfg, settings, progress=False)
+    after = module.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("classifier.") for k in changed)  # BN statistics of features too
+
+
+def test_layer_wise_lr_decay_groups():
+    from dymn.train.module import layer_groups
+
+    groups = layer_groups(_mn(2), 1e-3, 0.5)
+    assert groups[0]["lr"] == 1e-3 and groups[1]["lr"] == 5e-4 and len(groups) == 18  # 17 blocks + classifier
+    assert sum(len(g["params"]) for g in groups) == len(list(_mn(2).parameters()))
+
+
+def test_too_few_clips_per_class_is_clear_before_training(tmp_path, capsys):
+    from dymn.cli import main
+
+    data = tmp_path / "few"
+    for c in ("a", "b", "c"):
+        (data / c).mkdir(parents=True)
+    src = write_folder(tmp_path / "src")
+    for c in ("a", "b", "c"):
+        (data / c / "x.wav").write_bytes(next((src / "high").iterdir()).read_bytes())
+    assert main(["finetune", "folder", "--data", str(data), "--model", "mn", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "at least 2 clips" in err and "epoch" not in err
 
 
 def test_empty_class_folder_is_an_error(tmp_path, capsys):
@@ -172,6 +239,7 @@ def test_cli_run_reports_each_epoch_in_a_redirected_log(tmp_path, capsys):
     assert rc == 0
     captured = capsys.readouterr()
     err = captured.err
+    assert err.startswith("data: 2 classes (single-label),") and "settings (recipe auto)" in err
     assert "epoch 1/2  train loss" in err and "epoch 2/2" in err and "val accuracy" in err
     assert "trained for" in err and "best" in err
     assert "Tip" not in err and "litlogger" not in err and "it/s" not in err

@@ -262,6 +262,11 @@ def folder_split(root: Path, val_fraction: float = 0.2, seed: int = 0) -> tuple[
         return ({"paths": tr_p, "targets": _one_hot(tr_y, len(labels))},
                 {"paths": te_p, "targets": _one_hot(te_y, len(labels))}, labels)  # fmt: skip
     paths, ys, labels = _scan_classes(root)
+    counts = np.bincount(np.asarray(ys), minlength=len(labels))
+    few = [f"{labels[c]} ({counts[c]})" for c in range(len(labels)) if counts[c] < 2]
+    if few:
+        raise DataError(f"{root}: every class needs at least 2 clips (one to learn from, one to check); too few: "
+                        f"{', '.join(few[:10])}{' ...' if len(few) > 10 else ''}")  # fmt: skip
     rng = np.random.default_rng(seed)
     test = np.zeros(len(paths), bool)
     for c in range(len(labels)):

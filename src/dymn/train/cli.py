@@ -37,6 +37,8 @@ _HYPER = [
     ("--val-csv", str, "val_csv", "csv: a separate validation CSV instead of a held-out fraction"),
     ("--epoch-len", int, "epoch_len", "AudioSet: clips sampled per epoch"),
     ("--bn-momentum", float, "bn_momentum", "BatchNorm momentum (default 0.01 fine-tuning, 0.1 from scratch)"),
+    ("--lr-decay", float, "lr_decay", "layer-wise LR decay: each block below the top gets this factor (1 = off)"),
+    ("--val-every", int, "val_every", "validate and checkpoint every N epochs"),
 ]  # fmt: skip
 
 
@@ -58,7 +60,16 @@ def _common(p: argparse.ArgumentParser, training: bool = True) -> None:
     p.add_argument("--out", required=True, help="run folder: checkpoints, logs, final model.pt")
     p.add_argument("--from-scratch", action="store_true", help="random initialisation (no released weights)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    hyper = p.add_argument_group("hyperparameters (default: the recipe's value for the task and architecture)")
+    p.add_argument("--recipe", default=None,
+                   help="where the defaults come from: auto (adapted to the amount of data; the default for folder "
+                        "and csv) or a published recipe (esc50, fsd50k, openmic, dcase20, audioset; the default for "
+                        "those tasks)")  # fmt: skip
+    p.add_argument("--freeze-backbone", action="store_true", default=None,
+                   help="train only the classifier on the frozen network's features (fast; a strong baseline "
+                        "for tiny sets)")  # fmt: skip
+    hyper = p.add_argument_group(
+        "hyperparameters (default: the recipe's value; with --recipe auto, batch size, epochs, LR and schedule "
+        "are set from the number of training clips, and the run prints what it chose)")  # fmt: skip
     for flag, typ, _, text in _HYPER:
         hyper.add_argument(flag, type=typ, default=None, help=text)
     hyper.add_argument("--adamw", action="store_true", default=None, help="AdamW instead of Adam")
@@ -121,24 +132,28 @@ def cmd_train(args) -> int:
         raise MissingDependencyError("training needs PyTorch Lightning: pip install 'dymn[train]'") from None
     from ..hub import cache_dir
     from .module import seed_all
-    from .recipes import make_config
+    from .recipes import adapt_to_data, make_config
     from .runner import build_task, fit
     from .teacher import LogitsTable, OnlineTeacher
 
     if bool(args.teacher_logits) != bool(args.teacher_index):
         raise UsageError("--teacher-logits and --teacher-index go together")
     overrides = {key: getattr(args, flag.lstrip("-").replace("-", "_")) for flag, _, key, _ in _HYPER}
-    overrides.update(adamw=args.adamw, lr_per_step=args.lr_per_step)
+    overrides.update(adamw=args.adamw, lr_per_step=args.lr_per_step, freeze_backbone=args.freeze_backbone)
+    explicit = {k for k, v in overrides.items() if v is not None}
     probe = "dymn" if (args.model or "").startswith("dymn") else "mn"
-    if overrides.get("num_workers") is None:  # decode in the background, leaving a core for training
-        overrides["num_workers"] = min(4, max(0, (os.cpu_count() or 1) - 1))
-    cfg, settings = make_config(args.task, probe, overrides)
+    cfg, settings = make_config(args.task, probe, overrides, recipe=args.recipe)
     cache = args.cache_dir or str(cache_dir() / "audio")
     td = build_task(args.task, args.data, settings, seed=cfg.seed, train=True, cache_dir=cache)
     seed_all(cfg.seed)  # the initial weights of a fresh model are part of a reproducible run
     model = _model(args, len(td.labels))
     if model.arch != probe:  # e.g. --weights of a DyMN with no --model: take the DyMN recipe
-        cfg, settings = make_config(args.task, model.arch, overrides)
+        cfg, settings = make_config(args.task, model.arch, overrides, recipe=args.recipe)
+    cfg = adapt_to_data(cfg, len(td.train), model.arch, explicit)
+    if "num_workers" not in explicit:
+        # decoding is cached after the first epoch: background workers pay off only for larger sets
+        audio_seconds = len(td.train) * (td.clip_seconds or 10.0)
+        cfg.num_workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if audio_seconds > 1800 else 0
     scratch = args.from_scratch or (args.weights is None and args.model in ("mn", "dymn"))
     cfg.temperature_schedule = args.temperature_schedule if args.temperature_schedule is not None else (
         scratch or args.task == "audioset") and model.arch == "dymn"  # fmt: skip

@@ -32,6 +32,10 @@ class TrainConfig:
     bn_momentum: float | None = None
     seed: int = 0
     num_workers: int = 0
+    recipe: str = "auto"  # the recipe the defaults came from ("auto": adapted to the data, see recipes.py)
+    freeze_backbone: bool = False  # train only the classifier on the frozen network's features
+    lr_decay: float = 1.0  # layer-wise LR decay: each layer below the top gets this factor more (1 = off)
+    val_every: int = 1  # validate (and checkpoint) every N epochs
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

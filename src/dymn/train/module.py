@@ -41,12 +41,28 @@ class TaggingModule(L.LightningModule):
             for m in model.modules():
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                     m.momentum = cfg.bn_momentum
+        if cfg.freeze_backbone:
+            for name, p in model.named_parameters():
+                p.requires_grad_(name.startswith("classifier."))
         self.model.train()  # factories return eval-mode models; Lightning keeps whatever mode it gets
+        self._freeze_modes()
         self.frontend.train()
         self.skipped = 0
         self._val: list = []
         self.train_dataset = None
         self.val_dataset = None
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            self._freeze_modes()
+        return self
+
+    def _freeze_modes(self) -> None:
+        if self.cfg.freeze_backbone:  # frozen features keep their BatchNorm statistics too
+            for name, m in self.model.named_modules():
+                if name and not name.startswith("classifier"):
+                    m.eval()
 
     # --- data -------------------------------------------------------------------------------------------
     def _loader(self, dataset, train: bool):
@@ -60,7 +76,7 @@ class TaggingModule(L.LightningModule):
                                rank=rank, world_size=world)  # fmt: skip
         return torch.utils.data.DataLoader(
             dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
-            collate_fn=collate, drop_last=False, persistent_workers=False,
+            collate_fn=collate, drop_last=False, persistent_workers=self.cfg.num_workers > 0,
         )  # fmt: skip
 
     def train_dataloader(self):
@@ -142,9 +158,8 @@ class TaggingModule(L.LightningModule):
     # --- optimisation ---------------------------------------------------------------------------------
     def configure_optimizers(self):
         c = self.cfg
-        params = [p for p in self.model.parameters() if p.requires_grad]
         opt_cls = torch.optim.AdamW if c.adamw else torch.optim.Adam
-        opt = opt_cls(params, lr=c.lr, weight_decay=c.weight_decay)
+        opt = opt_cls(layer_groups(self.model, c.lr, c.lr_decay), lr=c.lr, weight_decay=c.weight_decay)
         sched = exp_warmup_linear_down(c.warm_up_len, c.ramp_down_start, c.ramp_down_len, c.last_lr_value)
         if c.lr_per_step:
             steps = max(1, len(self.train_dataloader()))
@@ -183,6 +198,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         # run checkpoints hold plain containers, tensors and numbers: never unpickle anything else
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+def layer_groups(model: torch.nn.Module, lr: float, decay: float = 1.0) -> list[dict]:
+    """Optimizer parameter groups with layer-wise LR decay: the classifier gets ``lr``, the block below it
+    ``lr * decay``, the one below that ``lr * decay**2``, ... (``decay=1``: one LR for all)."""
+
+    def depth(name: str) -> int:  # 0 = stem ... top = classifier
+        parts = name.split(".")
+        if parts[0] in ("features", "layers"):
+            return 1 + int(parts[1])
+        return {"in_c": 0, "out_c": 10_000, "classifier": 10_001}.get(parts[0], 10_000)
+
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    levels = sorted({depth(n) for n, _ in named})
+    rank = {d: len(levels) - 1 - i for i, d in enumerate(levels)}  # 0 for the top
+    groups: dict[int, list] = {}
+    for n, p in named:
+        groups.setdefault(rank[depth(n)], []).append(p)
+    return [{"params": ps, "lr": lr * decay**r} for r, ps in sorted(groups.items())]
 
 
 def seed_all(seed: int) -> None:

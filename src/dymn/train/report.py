@@ -21,20 +21,68 @@ def _value(metrics: dict, key: str) -> float | None:
     return None if v is None else float(v)
 
 
+def trainer_is_rank_zero() -> bool:
+    """True in the process that reports (before the trainer exists: from the launcher's environment)."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
+
+
+def run_config(cfg, settings: dict, td) -> dict:
+    """The resolved configuration of a run, as saved in ``config.json`` and in ``model.pt``."""
+    data = {k: v for k, v in settings.items() if isinstance(v, (str, int, float, bool, type(None)))}
+    data.update(clip_seconds=td.clip_seconds, classes=list(td.labels), multilabel=td.multilabel,
+                train_clips=len(td.train) if td.train is not None else 0,
+                val_clips=len(td.val) if td.val is not None else 0)  # fmt: skip
+    return {"train": cfg.to_dict(), "data": data}
+
+
+def describe_run(td, cfg, model) -> str:
+    """What is about to happen: clips per class and split, files left out, the resolved settings."""
+    lines = []
+    n_tr, n_va = len(td.train), len(td.val) if td.val is not None else 0
+    kind = "multi-label" if td.multilabel else "single-label"
+    clip = f"{td.clip_seconds:g} s clips" if td.clip_seconds else "clips of their own length"
+    lines.append(f"data: {len(td.labels)} classes ({kind}), {n_tr} training / {n_va} validation clips, {clip}")
+    targets = getattr(td.train, "targets", None)
+    val_targets = getattr(td.val, "targets", None)
+    if callable(targets) and len(td.labels) <= 50:
+        tr = targets().sum(axis=0)
+        va = val_targets().sum(axis=0) if callable(val_targets) else [0] * len(td.labels)
+        width = max(len(str(lab)) for lab in td.labels)
+        lines.append(f"  {'class'.ljust(width)}  train  val")
+        lines += [f"  {str(lab).ljust(width)}  {int(a):5d}  {int(b):3d}" for lab, a, b in zip(td.labels, tr, va)]
+    for problem in td.skipped[:10]:
+        lines.append(f"  left out: {problem}")
+    if len(td.skipped) > 10:
+        lines.append(f"  left out: {len(td.skipped) - 10} more unreadable files")
+    c = cfg
+    start = "frozen backbone, training the classifier" if c.freeze_backbone else "all layers"
+    lines.append(
+        f"settings (recipe {c.recipe}): {model.info.name}, {start}; {c.epochs} epochs of batch {c.batch_size} "
+        f"(about {-(-n_tr // c.batch_size) * c.epochs} steps), peak lr {c.lr:g}"
+        + (f" with layer decay {c.lr_decay:g}" if c.lr_decay != 1 else "")
+        + f", warm-up {c.warm_up_len:g} epochs, ramp-down from epoch {c.ramp_down_start:g} over {c.ramp_down_len:g}"
+        f"{' (per step)' if c.lr_per_step else ''}; mixup {c.mixup_alpha:g}; validation every {c.val_every} epoch(s)"
+    )  # fmt: skip
+    return "\n".join(lines)
+
+
 class EpochReport(L.Callback):
-    """After each validation: ``epoch 3/80  train loss 0.412  val accuracy 0.950 (best 0.950, epoch 3)  12 s``.
+    """After each validation: ``epoch 3/80  train loss 0.412  val accuracy 0.950 (best 0.950, epoch 3)  1.2 s``.
 
     Printed on stderr by rank 0, through the progress bar when one is shown (so lines and bar do not
-    interleave), plainly otherwise (also in redirected logs).
+    interleave), plainly otherwise (also in redirected logs). The best model on the validation split is
+    kept as ``model_best.pt`` in the run folder.
     """
 
-    def __init__(self, multilabel: bool, out=None):
+    def __init__(self, multilabel: bool, out_dir=None, every: int = 1, out=None):
         self.key = MAIN_METRIC[multilabel]
+        self.out_dir = out_dir
+        self.every = every
         self.out = out
         self.best: tuple[float, int] | None = None
         self.last: float | None = None
         self.started = time.monotonic()
-        self._epoch_start = self.started
+        self._since = self.started
 
     def _print(self, trainer: L.Trainer, text: str) -> None:
         if not trainer.is_global_zero:
@@ -45,34 +93,40 @@ class EpochReport(L.Callback):
         else:
             print(text, file=self.out or sys.stderr, flush=True)
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._epoch_start = time.monotonic()
-
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking:
+        epoch = trainer.current_epoch + 1
+        if trainer.sanity_checking or (epoch % self.every and epoch != trainer.max_epochs):
             return
         m = trainer.callback_metrics
         loss = _value(m, "train/loss_epoch") or _value(m, "train/loss")
         val = _value(m, f"val/{self.key}")
-        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        parts = [f"epoch {epoch}/{trainer.max_epochs}"]
         parts.append(f"train loss {loss:.4f}" if loss is not None else "train loss -")
         if val is not None:
             self.last = val
             if self.best is None or val > self.best[0]:
-                self.best = (val, trainer.current_epoch + 1)
+                self.best = (val, epoch)
+                if self.out_dir is not None and trainer.is_global_zero:
+                    from ..checkpoint import save_checkpoint
+
+                    save_checkpoint(pl_module.model, self.out_dir / "model_best.pt")
             parts.append(f"val {self.key} {val:.4f} (best {self.best[0]:.4f}, epoch {self.best[1]})")
         skipped = _value(m, "train/skipped_clips")
         if skipped:
             parts.append(f"{int(skipped)} clip(s) skipped")
-        parts.append(f"{time.monotonic() - self._epoch_start:.1f} s")
+        parts.append(f"{time.monotonic() - self._since:.1f} s")
+        self._since = time.monotonic()
         self._print(trainer, "  ".join(parts))
 
-    def summary(self) -> str:
+    def summary(self, final=None) -> str:
         wall = time.monotonic() - self.started
+        where = f"; model: {final} (last epoch)" if final is not None else ""
         if self.last is None:
-            return f"trained for {wall:.0f} s (no validation split)"
-        return (f"trained for {wall:.0f} s: final val {self.key} {self.last:.4f}, "
-                f"best {self.best[0]:.4f} at epoch {self.best[1]}")  # fmt: skip
+            return f"trained for {wall:.0f} s (no validation split){where}"
+        best = f", best {self.best[0]:.4f} at epoch {self.best[1]}"
+        if final is not None:
+            best += f" (kept as {final.parent / 'model_best.pt'})"
+        return f"trained for {wall:.0f} s: final val {self.key} {self.last:.4f}{best}{where}"
 
 
 class _KeepingWriter(ExperimentWriter):

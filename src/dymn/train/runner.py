@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ class TaskData:
     multilabel: bool
     has_mask: bool = False
     clip_seconds: float | None = None
+    skipped: list[str] = field(default_factory=list)  # files left out before training: why each
 
 
 def _auto_clip_seconds(paths: list[Path]) -> float:
@@ -68,12 +70,33 @@ def build_task(task: str, data: str | os.PathLike, settings: dict, seed: int = 0
         multilabel = True
     else:
         raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    skipped: list[str] = []
+    if train:  # an unreadable file is named once, before training, not skipped silently every epoch
+        tr, te = _readable(tr, skipped), _readable(te, skipped)
+        if not len(tr["paths"]):
+            raise DataError(f"{root}: none of the training files can be read ({skipped[0] if skipped else ''})")
     if clip == "auto":
         clip = _auto_clip_seconds(tr["paths"])
     common = dict(labels=labels, multilabel=multilabel, clip_seconds=clip, cache_dir=cache_dir)
     train_ds = FileListDataset(tr["paths"], tr["targets"], train=True, **common, **kw) if train else None
     val_ds = FileListDataset(te["paths"], te["targets"], train=False, **common, seed=seed)
-    return TaskData(train_ds, val_ds, labels, multilabel, clip_seconds=clip)
+    return TaskData(train_ds, val_ds, labels, multilabel, clip_seconds=clip, skipped=skipped)
+
+
+def _readable(split: dict, skipped: list[str]) -> dict:
+    from ..audio import audio_info
+    from ..errors import AudioError
+
+    keep = []
+    for i, p in enumerate(split["paths"]):
+        try:
+            audio_info(p)
+            keep.append(i)
+        except AudioError as exc:
+            skipped.append(str(exc))
+    if len(keep) == len(split["paths"]):
+        return split
+    return {"paths": [split["paths"][i] for i in keep], "targets": split["targets"][keep]}
 
 
 def _hdf5_task(task, root: Path, clip, kw, settings, train) -> TaskData:
@@ -179,27 +202,33 @@ def fit(
 
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    from .report import EpochReport
+    from ..atomic import write_text
+    from .report import EpochReport, describe_run, run_config, trainer_is_rank_zero
 
-    report = EpochReport(td.multilabel)
+    report = EpochReport(td.multilabel, out, cfg.val_every)
     steps = max(1, len(td.train) // max(1, cfg.batch_size))
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
-                                 save_last=True, save_top_k=1, every_n_epochs=1)  # fmt: skip
+                                 save_last=True, save_top_k=1, every_n_epochs=cfg.val_every)  # fmt: skip
+    if trainer_is_rank_zero():
+        print(describe_run(td, cfg, model), file=sys.stderr, flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "config.json", json.dumps(run_config(cfg, settings, td), indent=1) + "\n")
     trainer = L.Trainer(
         max_epochs=max_epochs or cfg.epochs, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
         strategy=strategy,
         precision=precision, logger=loggers, callbacks=[checkpoint, report], plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False, deterministic=True, enable_progress_bar=progress,
         num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=min(10, steps),
+        check_val_every_n_epoch=cfg.val_every,
         max_time=None if max_time is None else {"seconds": max_time},
     )  # fmt: skip
     trainer.fit(module, ckpt_path=str(last) if resume else None)
     final = out / "model.pt"
     if trainer.is_global_zero:
-        save_checkpoint(module.model, final)
+        save_checkpoint(module.model, final, extra={"train_config": run_config(cfg, settings, td)})
         if export_plain:
             save_checkpoint(module.model, out / "model_plain.pt", plain=True)
-        print(report.summary(), file=sys.stderr, flush=True)
+        print(report.summary(final), file=sys.stderr, flush=True)
     return module, final
 
 
