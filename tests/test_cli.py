@@ -166,3 +166,12 @@ def test_every_flag_has_help_and_shows_its_default():
         text = sp.format_help()
         if name == "tag":
             assert "(default: 10)" in text and "(default: 8)" in text
+
+
+def test_argument_mistakes_are_one_line(tmp_path, tone_wav, tiny_mn_checkpoint, capsys):
+    # issue 9, finding 10
+    assert main(["tag", str(tone_wav), "--weights", str(tiny_mn_checkpoint), "--device", "foo"]) == 2
+    assert "unknown device 'foo'" in capsys.readouterr().err
+    assert main(["tag", str(tone_wav), "--weights", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "is a directory, not a weights file" in err and len(err.splitlines()) == 1

@@ -72,3 +72,19 @@ def test_tag_results_write_themselves():
     assert "\x1b" not in text and text.count("\n") == 2  # control characters escaped
     assert dymn.TagResult.dumps([r], "json").startswith("[")
     assert dymn.TagResult.dumps([r], "csv").splitlines()[0] == "file,duration,rank,label,index,probability"
+
+
+def test_files_decoded_together_hold_bounded_audio(tmp_path, monkeypatch):
+    # issue 9, finding 2: a batch of long files is decoded a few at a time, not all at once
+    from dymn import inference
+
+    paths = []
+    for i in range(5):
+        p = tmp_path / f"{i}.wav"
+        sf.write(p, np.zeros(8000 * 60, np.int16), 8000)  # 60 s each
+        paths.append(str(p))
+    monkeypatch.setattr(inference, "CHUNK_SECONDS", 130.0)
+    assert [len(c) for c in inference._chunks(paths, 16)] == [2, 2, 1]
+    assert [len(c) for c in inference._chunks(paths, 3)] == [2, 2, 1]
+    monkeypatch.setattr(inference, "CHUNK_SECONDS", 1e9)
+    assert [len(c) for c in inference._chunks(paths, 3)] == [3, 2]
