@@ -154,8 +154,9 @@ def _verified(path: Path, sha256: str | None) -> str | None:
     if expected is None:
         return None  # placed there by hand: nothing to check against
     st = path.stat()
-    if sha256 is None and rec and (rec.get("size"), rec.get("mtime_ns")) == (st.st_size, st.st_mtime_ns):
-        return None
+    unchanged = rec and (rec.get("size"), rec.get("mtime_ns")) == (st.st_size, st.st_mtime_ns)
+    if unchanged and rec.get("sha256") == expected.lower():
+        return None  # hashed when recorded, untouched since: no need to read it all again
     actual = sha256_file(path)
     if actual != expected.lower():
         return f"its sha256 {actual} is not the {'published' if sha256 else 'downloaded'} {expected}"
