@@ -84,6 +84,9 @@ def test_plain_weights_need_model_name(real_weights, metro_clip, capsys):
 
 def test_imagenet_model_refused(tiny_mn_checkpoint, capsys, tmp_path):
     assert main(["tag", "x.wav", "--model", "mn01_im", "--weights", str(tiny_mn_checkpoint)]) == 2
+    assert "ImageNet initialisation" in capsys.readouterr().err
+    assert main(["tag", "x.wav", "--model", "mn"]) == 2  # random weights tag nothing meaningful
+    assert "randomly initialised" in capsys.readouterr().err
 
 
 def test_models_and_info(capsys):

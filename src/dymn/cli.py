@@ -53,17 +53,17 @@ def _check_outputs(outputs: list[str | None], inputs: list) -> None:
             raise UsageError(f"cannot write {out}: folder {parent} does not exist")
 
 
-def _load(args, **kw):
+def _load(args):
     from .loader import load
 
-    return load(args.model, weights=args.weights, device="cpu", backend=getattr(args, "backend", "torch"), **kw)
+    return load(args.model, weights=args.weights, device="cpu", backend=getattr(args, "backend", "torch"))
 
 
 def _refuse_untrained(model) -> None:
-    cfg = model.info.pretrained_cfg
-    if cfg is not None and not cfg.tagger:
-        raise UsageError(f"{model.info.name} is an ImageNet initialisation with a random classifier; "
-                         "use an AudioSet model such as dymn10_as")  # fmt: skip
+    info = model.info
+    if not info.trained:
+        what = "an ImageNet initialisation with" if info.source != "random initialisation" else "randomly initialised:"
+        raise UsageError(f"{info.name} is {what} a random classifier; use a trained model such as dymn10_as")
 
 
 def _tagger(args):

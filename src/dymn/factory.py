@@ -18,7 +18,7 @@ from .models.dymn import DyMN, DyMNConfig
 from .models.heads import last_layer_keys, reset_last_layer
 from .models.layers import make_divisible
 from .models.mn import MN, MNConfig
-from .registry import list_models
+from .registry import PretrainedCfg, list_models
 
 ARCHS = {"mn": (MN, MNConfig), "dymn": (DyMN, DyMNConfig)}
 
@@ -107,20 +107,28 @@ def load_weights_strict(model: nn.Module, sd: dict[str, torch.Tensor], source: s
     model.load_state_dict(sd, strict=True)
 
 
+_HEAD_KEYS = ("classifier.5.", "classifier.1.", "classifier.subspace_proj", "classifier.head_weight")
+
+
+def layout_fits(cfg: PretrainedCfg, sd: dict[str, torch.Tensor], any_classes: bool = True) -> bool:
+    """Whether a state dict has the layout of a registry entry (built on the meta device: no memory);
+    ``any_classes`` ignores the class layer's size (fine-tuned files)."""
+    with torch.device("meta"):
+        own = {k: tuple(v.shape) for k, v in _build(cfg.arch, dict(cfg.arch_config)).state_dict().items()}
+    skip = _HEAD_KEYS if any_classes else ()
+    return set(own) == set(sd) and all(own[k] == tuple(sd[k].shape) for k in own if not k.startswith(skip))
+
+
 def fitting_models(sd: dict[str, torch.Tensor]) -> list[str]:
-    """Registry names whose architecture fits a plain state dict (class count aside), built on the meta device."""
+    """Registry names whose architecture fits a plain state dict (class count aside)."""
     from .registry import get_pretrained_cfg
 
-    wanted = {k: tuple(v.shape) for k, v in sd.items()}
-    head_keys = ("classifier.5.", "classifier.1.", "classifier.subspace_proj", "classifier.head_weight")
     fits, seen = [], {}
     for name in list_models():
         cfg = get_pretrained_cfg(name)
         key = (cfg.arch, tuple(sorted((k, str(v)) for k, v in cfg.arch_config.items())))
         if key not in seen:
-            with torch.device("meta"):
-                own = {k: tuple(v.shape) for k, v in _build(cfg.arch, dict(cfg.arch_config)).state_dict().items()}
-            seen[key] = set(own) == set(wanted) and all(own[k] == wanted[k] for k in own if not k.startswith(head_keys))
+            seen[key] = layout_fits(cfg, sd)
         if seen[key]:
             fits.append(name)
     return sorted(fits, key=lambda n: not get_pretrained_cfg(n).tagger)  # taggers first

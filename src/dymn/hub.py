@@ -173,14 +173,14 @@ def _expected_size(cfg: PretrainedCfg) -> int:
 def _verify_download(cfg: PretrainedCfg) -> Callable[[Path], None]:
     def verify(tmp: Path) -> None:
         from .checkpoint import load_checkpoint
-        from .factory import fitting_models
+        from .factory import layout_fits
 
         try:
             ckpt = load_checkpoint(tmp)
         except WeightsError as exc:
             raise DownloadError(f"the server sent no weights for {cfg.name} ({str(exc).split(': ', 1)[-1]}); "
                                 "nothing was kept") from None  # fmt: skip
-        if ckpt.self_describing or cfg.name not in fitting_models(ckpt.state_dict):
+        if ckpt.self_describing or not layout_fits(cfg, ckpt.state_dict, any_classes=False):
             raise DownloadError(f"the server sent a file that is not the {cfg.name} weights; nothing was kept")
 
     return verify

@@ -96,8 +96,8 @@ class Tagger:
     ``model`` is anything :func:`dymn.load` accepts (a model object, a registry name, a file, "a,b,c").
     Clips shorter than the model's training length (``info.clip_seconds``) are zero-padded to it, as in
     training (``pad=False`` feeds them as they are). Clips are batched only with clips of exactly the same
-    length, so batched results equal one-by-one
-    results (zero padding would change the convolutions near the clip end).
+    length, so batched results equal one-by-one results (padding to a common length would change the
+    convolutions near the clip end).
     """
 
     def __init__(
