@@ -12,11 +12,14 @@ from dymn.datasets.common import DataError
 from .tinydata import write_csv_set, write_esc50, write_folder, write_hdf5
 
 L = pytest.importorskip("lightning", reason="training tests need the [train] extra")
-from dymn.train.module import TrainConfig  # noqa: E402
-from dymn.train.runner import build_task, evaluate, fit, make_config  # noqa: E402
+from dymn.train.config import DataConfig, TrainConfig  # noqa: E402
+from dymn.train.datamodule import TaskDataModule  # noqa: E402
+from dymn.train.recipes import data_config, train_config  # noqa: E402
+from dymn.train.runner import evaluate, fit  # noqa: E402
+from dymn.train.tasks import read_task  # noqa: E402
 from dymn.train.teacher import LogitsTable, OnlineTeacher  # noqa: E402
 
-TINY = dict(epochs=2, batch_size=4, lr=1e-3, warm_up_len=1, ramp_down_start=1, ramp_down_len=2, num_workers=0)
+TINY = dict(epochs=2, batch_size=4, lr=1e-3, warm_up_len=1, ramp_down_start=1, ramp_down_len=2)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +39,15 @@ def _mn(num_classes):
     return dymn.load("mn", width_mult=0.1, num_classes=num_classes, pretrained=False)
 
 
-def _settings(**kw):
-    return {"clip_seconds": 1.0, "epoch_len": 8, **kw}
+def _audioset(root, **kw):
+    return TaskDataModule("audioset", root, DataConfig(**{"clip_seconds": 1.0, "epoch_len": 8, "roll": 0, "gain": 0,
+                                                         "num_workers": 0, **kw}))  # fmt: skip
+
+
+def _setup(task, data, arch, overrides):
+    """The data module and the resolved TrainConfig, as ``dymn finetune`` makes them."""
+    dm = TaskDataModule(task, data, data_config(task, overrides))
+    return train_config(task, arch, dm.num_train, overrides), dm
 
 
 @pytest.mark.parametrize("teacher_kind", ["table", "online"])
@@ -47,7 +57,7 @@ def test_audioset_kd_run(audioset_dir, tmp_path, teacher_kind):
         teacher = LogitsTable(audioset_dir / "teacher.npy", audioset_dir / "index.json")
     else:
         teacher = OnlineTeacher([_mn(527)])
-    module, final = fit("audioset", audioset_dir, _mn(527), tmp_path / "run", cfg, _settings(), teacher=teacher,
+    module, final = fit(_mn(527), _audioset(audioset_dir), cfg, tmp_path / "run", teacher=teacher,
                         progress=False)  # fmt: skip
     assert module.skipped == 1  # the corrupt clip was skipped and counted, training went on
     assert final.is_file() and (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
@@ -60,7 +70,7 @@ def test_audioset_kd_run(audioset_dir, tmp_path, teacher_kind):
 def test_dymn_temperature_schedule_runs(audioset_dir, tmp_path):
     model = dymn.load("dymn", width_mult=0.4, pretrained=False)
     cfg = TrainConfig(**{**TINY, "epochs": 2}, temperature_schedule=True)
-    module, _ = fit("audioset", audioset_dir, model, tmp_path / "d", cfg, _settings(epoch_len=4), progress=False)
+    module, _ = fit(model, _audioset(audioset_dir, epoch_len=4), cfg, tmp_path / "d", progress=False)
     assert module.model.temperature == 29  # epoch 1 of the schedule 30, 29, ...
 
 
@@ -70,17 +80,17 @@ def _params(module):
 
 def test_killed_and_resumed_equals_uninterrupted(tmp_path):
     data = write_folder(tmp_path / "data")
-    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 3})
-    full, _ = fit("folder", data, _mn(2), tmp_path / "full", cfg, settings, progress=False)
+    cfg, dm = _setup("folder", data, "mn", {**TINY, "epochs": 3})
+    full, _ = fit(_mn(2), dm, cfg, tmp_path / "full", progress=False)
     # "killed" after epoch 1: the run stops, then --resume continues from its last checkpoint
-    fit("folder", data, _mn(2), tmp_path / "part", cfg, settings, progress=False, max_epochs=1)
-    resumed, _ = fit("folder", data, _mn(2), tmp_path / "part", cfg, settings, progress=False, resume=True)
+    fit(_mn(2), dm, cfg, tmp_path / "part", progress=False, max_epochs=1)
+    resumed, _ = fit(_mn(2), dm, cfg, tmp_path / "part", progress=False, resume=True)
     a, b = _params(full), _params(resumed)
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0, msg=k)
     with pytest.raises(DataError, match="--resume"):
-        fit("folder", data, _mn(2), tmp_path / "full", cfg, settings, progress=False)
+        fit(_mn(2), dm, cfg, tmp_path / "full", progress=False)
     # issue 9: the metrics of the epochs before the kill survive the resume
     import csv
 
@@ -121,33 +131,37 @@ class Evil:
 
 
 def test_auto_recipe_adapts_to_the_data():
-    from dymn.train.recipes import adapt_to_data
-
-    cfg, _ = make_config("folder", "mn", {})
-    assert cfg.recipe == "auto"
-    tiny = adapt_to_data(cfg, 48, "mn", set())
+    tiny = train_config("folder", "mn", 48)
+    assert tiny.recipe == "auto"
     assert tiny.batch_size == 6 and tiny.lr_per_step and tiny.epochs == 100 and tiny.warm_up_len == 5
     assert tiny.lr == 6 * 3.75e-5 and tiny.mixup_alpha == 0 and tiny.val_every == 5
-    big = adapt_to_data(cfg, 50_000, "mn", set())
+    big = train_config("folder", "mn", 50_000)
     assert big.batch_size == 32 and big.epochs == 3
-    mid = adapt_to_data(cfg, 2700, "mn", set())
+    mid = train_config("folder", "mn", 2700)
     assert mid.epochs == 10 and mid.batch_size == 32 and mid.lr == 1.2e-3
-    given, _ = make_config("folder", "mn", {"batch_size": 64, "epochs": 7})
-    kept = adapt_to_data(given, 48, "mn", {"batch_size", "epochs"})
+    kept = train_config("folder", "mn", 48, {"batch_size": 64, "epochs": 7})
     assert (kept.batch_size, kept.epochs) == (64, 7)  # what the user gave stays
-    ref, _ = make_config("folder", "mn", {}, recipe="esc50")
-    assert adapt_to_data(ref, 48, "mn", set()) == ref and ref.lr == 6e-5 and ref.batch_size == 128
+    ref = train_config("folder", "mn", 48, recipe="esc50")
+    assert ref.lr == 6e-5 and ref.batch_size == 128 and ref.epochs == 80 and not ref.lr_per_step
+    assert train_config("folder", "dymn", 48, recipe="esc50").lr == 4e-5  # the DyMN column of the recipe
+    assert data_config("folder", recipe="esc50").clip_seconds == "auto"  # data settings stay the task's
+    assert data_config("esc50").clip_seconds == 5.0 and data_config("folder", {"roll": 0}).roll == 0
+    scratch = train_config("folder", "dymn", 48, scratch=True)
+    assert scratch.temperature_schedule and scratch.bn_momentum == 0.1
     with pytest.raises(dymn.UsageError, match="unknown recipe"):
-        make_config("folder", "mn", {}, recipe="nope")
+        train_config("folder", "mn", 48, recipe="nope")
+    with pytest.raises(dymn.UsageError, match="unknown training setting"):
+        train_config("folder", "mn", 48, {"learning_rate": 1e-3})
 
 
 def test_run_config_is_saved_and_round_trips(tmp_path):
     data = write_folder(tmp_path / "data")
-    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 1, "lr_decay": 0.7, "freeze_backbone": True})
-    _, final = fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False)
+    cfg, dm = _setup("folder", data, "mn", {**TINY, "epochs": 1, "lr_decay": 0.7, "freeze_backbone": True})
+    _, final = fit(_mn(2), dm, cfg, tmp_path / "run", progress=False)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert TrainConfig(**saved["train"]) == cfg
-    assert saved["data"]["classes"] == ["high", "low"]
+    assert DataConfig(**saved["data"]) == dm.cfg and isinstance(dm.cfg.clip_seconds, float)  # "auto" resolved
+    assert saved["found"]["classes"] == ["high", "low"]
     meta = dymn.load_checkpoint(final).meta
     assert meta["train_config"] == saved
     assert (tmp_path / "run" / "model_best.pt").is_file()
@@ -155,10 +169,10 @@ def test_run_config_is_saved_and_round_trips(tmp_path):
 
 def test_freeze_backbone_trains_only_the_classifier(tmp_path):
     data = write_folder(tmp_path / "data")
-    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 1, "freeze_backbone": True})
+    cfg, dm = _setup("folder", data, "mn", {**TINY, "epochs": 1, "freeze_backbone": True})
     model = _mn(2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    module, _ = fit("folder", data, model, tmp_path / "run", cfg, settings, progress=False)
+    module, _ = fit(model, dm, cfg, tmp_path / "run", progress=False)
     after = module.model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("classifier.") for k in changed)  # BN statistics of features too
@@ -199,8 +213,8 @@ def test_class_list_round_trips_into_tag(tmp_path, capsys):
     from dymn.cli import main
 
     data = write_folder(tmp_path / "data")
-    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 1})
-    _, final = fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, export_plain=True)
+    cfg, dm = _setup("folder", data, "mn", {**TINY, "epochs": 1})
+    _, final = fit(_mn(2), dm, cfg, tmp_path / "run", progress=False, export_plain=True)
     model = dymn.load(weights=final)
     assert model.labels == ("high", "low") and model.info.task == "singlelabel"
     clip = next((data / "high").glob("*.wav"))
@@ -216,7 +230,7 @@ def test_esc50_and_cli_finetune(tmp_path, capsys):
     from dymn.cli import main
 
     root = write_esc50(tmp_path / "esc")
-    td = build_task("esc50", root, {"clip_seconds": 0.5, "fold": 1}, cache_dir=str(tmp_path / "cache"))
+    td = read_task("esc50", root, DataConfig(clip_seconds=0.5, fold=1, cache_dir=str(tmp_path / "cache")))
     assert len(td.train) == 8 and len(td.val) == 2 and not td.multilabel
     td.train[0]
     assert any((tmp_path / "cache").rglob("*.npy"))  # resampled once, cached
@@ -262,8 +276,8 @@ def test_bad_input_is_clear(tmp_path, capsys):
 
 def test_disk_full_keeps_previous_checkpoint(tmp_path, monkeypatch):
     data = write_folder(tmp_path / "data")
-    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 2})
-    fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, max_epochs=1)
+    cfg, dm = _setup("folder", data, "mn", {**TINY, "epochs": 2})
+    fit(_mn(2), dm, cfg, tmp_path / "run", progress=False, max_epochs=1)
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     before = last.read_bytes()
     real_save = torch.save
@@ -275,19 +289,19 @@ def test_disk_full_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, resume=True)
+        fit(_mn(2), dm, cfg, tmp_path / "run", progress=False, resume=True)
     assert last.read_bytes() == before
     assert not [p for p in last.parent.iterdir() if p.suffix == ".tmp"]
     monkeypatch.setattr(torch, "save", real_save)
-    resumed, _ = fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, resume=True)
+    resumed, _ = fit(_mn(2), dm, cfg, tmp_path / "run", progress=False, resume=True)
     assert resumed.current_epoch == 2
 
 
 def test_ddp_two_cpu_processes(tmp_path):
     """Two ranks (gloo, spawned): each trains on its own share of the epoch; rank 0 writes the model."""
     data = write_folder(tmp_path / "data", per_class=8)
-    cfg, settings = make_config("folder", "mn", {**TINY, "epochs": 1})
-    fit("folder", data, _mn(2), tmp_path / "run", cfg, settings, progress=False, devices=2, accelerator="cpu",
+    cfg, dm = _setup("folder", data, "mn", {**TINY, "epochs": 1})
+    fit(_mn(2), dm, cfg, tmp_path / "run", progress=False, devices=2, accelerator="cpu",
         strategy="ddp_spawn")  # fmt: skip
     rows = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()
     steps = {int(r.split(",")[1]) for r in rows[1:]}
@@ -297,8 +311,8 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 def test_multilabel_csv_run(tmp_path):
     csv_path = write_csv_set(tmp_path / "c", n=12)
-    cfg, settings = make_config("csv", "mn", {**TINY, "epochs": 1})
-    module, final = fit("csv", csv_path, _mn(3), tmp_path / "run", cfg, settings, progress=False)
+    cfg, dm = _setup("csv", csv_path, "mn", {**TINY, "epochs": 1})
+    module, final = fit(_mn(3), dm, cfg, tmp_path / "run", progress=False)
     model = dymn.load(weights=final)
     assert model.labels == ("bird", "cat", "dog") and module.multilabel and model.info.task == "multilabel"
     assert "val/mAP" in (tmp_path / "run" / "logs" / "metrics.csv").read_text()
@@ -308,10 +322,10 @@ def test_multilabel_csv_run(tmp_path):
 
 def test_bf16_mixed_precision_dymn(tmp_path):
     data = write_folder(tmp_path / "data")
-    cfg, settings = make_config("folder", "dymn", {**TINY, "epochs": 1})
+    cfg, dm = _setup("folder", data, "dymn", {**TINY, "epochs": 1})
     torch.manual_seed(0)
     model = dymn.load("dymn", width_mult=0.4, num_classes=2, pretrained=False)
-    module, final = fit("folder", data, model, tmp_path / "run", cfg, settings, progress=False,
+    module, final = fit(model, dm, cfg, tmp_path / "run", progress=False,
                         precision="bf16-mixed")  # fmt: skip
     assert all(torch.isfinite(p).all() for p in module.model.parameters())
     assert dymn.load(weights=final).labels == ("high", "low")

@@ -3,43 +3,62 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ..errors import MissingDependencyError, UsageError
 
-# CLI option -> type, TrainConfig / dataset setting, help. None keeps the recipe's value (`--recipe`, shown by
-# --help as "recipe"): the recipes of the reference differ per task and per architecture (spec 6).
-_HYPER = [
-    ("--epochs", int, "epochs", "training epochs"),
-    ("--batch-size", int, "batch_size", "clips per optimizer step"),
-    ("--lr", float, "lr", "peak learning rate (Adam)"),
-    ("--weight-decay", float, "weight_decay", "weight decay"),
-    ("--warm-up-len", float, "warm_up_len", "epochs of exponential LR warm-up"),
-    ("--ramp-down-start", float, "ramp_down_start", "epoch where the linear LR ramp-down starts"),
-    ("--ramp-down-len", float, "ramp_down_len", "epochs of linear LR ramp-down"),
-    ("--last-lr-value", float, "last_lr_value", "final LR as a fraction of the peak"),
-    ("--mixup-alpha", float, "mixup_alpha", "mixup Beta(alpha, alpha) on spectrograms; 0 = off"),
-    ("--kd-lambda", float, "kd_lambda", "weight of the label loss when a teacher is used (1 - weight of KD)"),
-    ("--kd-temperature", float, "kd_temperature", "temperature of the teacher's probabilities"),
-    ("--freqm", int, "freqm", "frequency masking width in mel bins; 0 = off"),
-    ("--timem", int, "timem", "time masking width in frames; 0 = off"),
-    ("--fmin-aug-range", int, "fmin_aug_range", "random shift of the mel fmin (Hz)"),
-    ("--fmax-aug-range", int, "fmax_aug_range", "random shift of the mel fmax (Hz)"),
-    ("--seed", int, "seed", "random seed (every draw depends on seed, epoch, step, rank)"),
-    ("--num-workers", int, "num_workers", "background decoding processes (default: cores - 1, at most 4)"),
-    ("--clip-seconds", float, "clip_seconds", "clip length: pad or crop to this (folder/csv: longest clip, <= 10 s)"),
-    ("--roll", int, "roll", "random time roll of the waveform, in samples; 0 = off"),
-    ("--gain", int, "gain", "random gain, +-dB; 0 = off"),
-    ("--wavmix", float, "wavmix", "probability of mixing two waveforms; 0 = off"),
-    ("--fold", int, "fold", "ESC-50 test fold (1-5)"),
-    ("--val-fraction", float, "val_fraction", "folder/csv: fraction of clips held out for validation"),
-    ("--val-csv", str, "val_csv", "csv: a separate validation CSV instead of a held-out fraction"),
-    ("--epoch-len", int, "epoch_len", "AudioSet: clips sampled per epoch"),
-    ("--bn-momentum", float, "bn_momentum", "BatchNorm momentum (default 0.01 fine-tuning, 0.1 from scratch)"),
-    ("--lr-decay", float, "lr_decay", "layer-wise LR decay: each block below the top gets this factor (1 = off)"),
-    ("--val-every", int, "val_every", "validate and checkpoint every N epochs"),
-]  # fmt: skip
+
+def _type(hint: str):
+    """argparse type of a config field's annotation (``float | None`` -> float)."""
+    for name, typ in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if hint.split("|")[0].strip() == name:
+            return typ
+    return str
+
+
+def _default_text(name: str, default) -> str:
+    """What a flag defaults to, as --help shows it: the "auto" recipe's value, noting what adapts to the data."""
+    from .recipes import ADAPTED, AUTO_DEFAULTS, RECIPES
+
+    if name in ADAPTED:
+        return "auto: set from the number of training clips; a named --recipe: its value"
+    auto = {**RECIPES["folder"], **AUTO_DEFAULTS}
+    if name in auto:
+        value = auto[name]
+        value = value[0] if isinstance(value, tuple) else value
+        if value == "auto":
+            return "auto: the longest training clip, at most 10 s; a named --recipe: its value"
+        return f"{value} with the auto recipe; a named --recipe: its value"
+    return "off" if default is False else "none" if default is None else str(default)
+
+
+def add_config_arguments(group, cls) -> None:
+    """One option per CLI field of a config dataclass, with its help and its default (None: not given)."""
+    from .config import config_fields
+
+    for f in config_fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        text = f.metadata["help"]
+        if "(default:" not in text:
+            text += f" (default: {_default_text(f.name, f.default)})"
+        typ = _type(str(f.type))
+        if typ is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            group.add_argument(flag, type=typ, default=None, help=text)
+
+
+def config_overrides(args, *classes) -> dict:
+    """The config fields the user gave on the command line (None: not given)."""
+    from .config import config_fields
+
+    out = {}
+    for cls in classes:
+        for f in config_fields(cls):
+            value = getattr(args, f.name, None)
+            if value is not None:
+                out[f.name] = value
+    return out
 
 
 def _common(p: argparse.ArgumentParser, training: bool = True) -> None:
@@ -64,22 +83,12 @@ def _common(p: argparse.ArgumentParser, training: bool = True) -> None:
                    help="where the defaults come from: auto (adapted to the amount of data; the default for folder "
                         "and csv) or a published recipe (esc50, fsd50k, openmic, dcase20, audioset; the default for "
                         "those tasks)")  # fmt: skip
-    p.add_argument("--freeze-backbone", action="store_true", default=None,
-                   help="train only the classifier on the frozen network's features (fast; a strong baseline "
-                        "for tiny sets)")  # fmt: skip
-    hyper = p.add_argument_group(
-        "hyperparameters (default: the recipe's value; with --recipe auto, batch size, epochs, LR and schedule "
-        "are set from the number of training clips, and the run prints what it chose)")  # fmt: skip
-    for flag, typ, _, text in _HYPER:
-        hyper.add_argument(flag, type=typ, default=None, help=text)
-    hyper.add_argument("--adamw", action="store_true", default=None, help="AdamW instead of Adam")
-    hyper.add_argument("--lr-per-step", action="store_true", default=None, help="LR schedule per step, not per epoch")
-    hyper.add_argument(
-        "--temperature-schedule",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="DyMN: anneal the dynamic-conv temperature each epoch (default: on from scratch)",
-    )
+    from .config import DataConfig, TrainConfig
+
+    add_config_arguments(p.add_argument_group(
+        "training (with the auto recipe, batch size, epochs, LR and schedule are set from the number of training "
+        "clips, and the run prints what it chose)"), TrainConfig)  # fmt: skip
+    add_config_arguments(p.add_argument_group("data"), DataConfig)
     p.add_argument("--teacher", default=None, help="online KD teacher: registry name(s), a,b,c")
     p.add_argument("--teacher-logits", default=None, help="KD teacher logits table (.npy, clips x classes)")
     p.add_argument("--teacher-index", default=None, help="clip id -> table row (.json, .csv or the official .pkl)")
@@ -89,7 +98,6 @@ def _common(p: argparse.ArgumentParser, training: bool = True) -> None:
     p.add_argument("--num-nodes", type=int, default=1, help="machines for multi-node DDP")
     p.add_argument("--strategy", default="auto", help="Lightning strategy (ddp, ddp_spawn, fsdp, ...)")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
-    p.add_argument("--cache-dir", default=None, help="cache for resampled audio (default $DYMN_CACHE/audio)")
     p.add_argument("--export-plain", action="store_true", help="also write a reference-style state dict")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal; per-epoch lines are always printed)")  # fmt: skip
@@ -130,45 +138,31 @@ def cmd_train(args) -> int:
         import lightning  # noqa: F401
     except ImportError:
         raise MissingDependencyError("training needs PyTorch Lightning: pip install 'dymn[train]'") from None
-    from ..hub import cache_dir
+    from .config import DataConfig, TrainConfig
+    from .datamodule import TaskDataModule
     from .module import seed_all
-    from .recipes import adapt_to_data, make_config
-    from .runner import build_task, fit
+    from .recipes import data_config, train_config
+    from .runner import fit
     from .teacher import LogitsTable, OnlineTeacher
 
     if bool(args.teacher_logits) != bool(args.teacher_index):
         raise UsageError("--teacher-logits and --teacher-index go together")
-    overrides = {key: getattr(args, flag.lstrip("-").replace("-", "_")) for flag, _, key, _ in _HYPER}
-    overrides.update(adamw=args.adamw, lr_per_step=args.lr_per_step, freeze_backbone=args.freeze_backbone)
-    explicit = {k for k, v in overrides.items() if v is not None}
-    probe = "dymn" if (args.model or "").startswith("dymn") else "mn"
-    cfg, settings = make_config(args.task, probe, overrides, recipe=args.recipe)
-    cache = args.cache_dir or str(cache_dir() / "audio")
-    td = build_task(args.task, args.data, settings, seed=cfg.seed, train=True, cache_dir=cache)
-    seed_all(cfg.seed)  # the initial weights of a fresh model are part of a reproducible run
-    model = _model(args, len(td.labels))
-    if model.arch != probe:  # e.g. --weights of a DyMN with no --model: take the DyMN recipe
-        cfg, settings = make_config(args.task, model.arch, overrides, recipe=args.recipe)
-    cfg = adapt_to_data(cfg, len(td.train), model.arch, explicit)
-    if "num_workers" not in explicit:
-        # decoding is cached after the first epoch: background workers pay off only for larger sets
-        audio_seconds = len(td.train) * (td.clip_seconds or 10.0)
-        cfg.num_workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if audio_seconds > 1800 else 0
+    given = config_overrides(args, TrainConfig, DataConfig)
+    seed = given.get("seed", 0)
+    data = TaskDataModule(args.task, args.data, data_config(args.task, given, args.recipe), seed=seed)
+    seed_all(seed)  # the initial weights of a fresh model are part of a reproducible run
+    model = _model(args, data.num_classes)
     scratch = args.from_scratch or (args.weights is None and args.model in ("mn", "dymn"))
-    cfg.temperature_schedule = args.temperature_schedule if args.temperature_schedule is not None else (
-        scratch or args.task == "audioset") and model.arch == "dymn"  # fmt: skip
-    if cfg.bn_momentum is None and scratch:
-        cfg.bn_momentum = 0.1  # fresh running statistics must settle within the run
+    cfg = train_config(args.task, model.info.arch, data.num_train, given, args.recipe, scratch=scratch)
     teacher = None
     if args.teacher_logits:
         teacher = LogitsTable(args.teacher_logits, args.teacher_index, cfg.kd_temperature)
     elif args.teacher:
         teacher = OnlineTeacher(args.teacher, cfg.kd_temperature)
-    _, final = fit(args.task, args.data, model, args.out, cfg, settings, teacher=teacher, resume=args.resume,
-                   devices=args.devices, accelerator=args.accelerator, precision=args.precision,
-                   num_nodes=args.num_nodes, strategy=args.strategy, wandb=args.wandb,
+    _, final = fit(model, data, cfg, args.out, teacher=teacher, resume=args.resume, wandb=args.wandb,
                    progress=sys.stderr.isatty() if args.progress is None else args.progress,
-                   cache_dir=cache, export_plain=args.export_plain, task_data=td)  # fmt: skip
+                   export_plain=args.export_plain, devices=args.devices, accelerator=args.accelerator,
+                   precision=args.precision, num_nodes=args.num_nodes, strategy=args.strategy)  # fmt: skip
     print(f"wrote {final} (tag with: dymn tag FILE --model {final})")
     return 0
 

@@ -49,8 +49,6 @@ class TaggingModule(L.LightningModule):
         self.frontend.train()
         self.skipped = 0
         self._val: list = []
-        self.train_dataset = None
-        self.val_dataset = None
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -64,31 +62,11 @@ class TaggingModule(L.LightningModule):
                 if name and not name.startswith("classifier"):
                     m.eval()
 
-    # --- data -------------------------------------------------------------------------------------------
-    def _loader(self, dataset, train: bool):
-        from ..datasets.common import EpochSampler, collate
-
-        rank = self.trainer.global_rank if self._trainer is not None else 0
-        world = self.trainer.world_size if self._trainer is not None else 1
-        weights = getattr(dataset, "sample_weights", None) if train else None
-        sampler = EpochSampler(len(dataset), shuffle=train, seed=self.cfg.seed, weights=weights,
-                               num_samples=getattr(dataset, "epoch_len", None) if train else None,
-                               rank=rank, world_size=world)  # fmt: skip
-        return torch.utils.data.DataLoader(
-            dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
-            collate_fn=collate, drop_last=False, persistent_workers=self.cfg.num_workers > 0,
-        )  # fmt: skip
-
-    def train_dataloader(self):
-        return self._loader(self.train_dataset, True)
-
-    def val_dataloader(self):
-        return self._loader(self.val_dataset, False) if self.val_dataset is not None else []
-
     # --- training -----------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
-        if self.train_dataset is not None:
-            self.train_dataset.set_epoch(self.current_epoch)
+        data = getattr(self.trainer, "datamodule", None)
+        if data is not None and data.data.train is not None:  # augmentation draws depend on the epoch
+            data.data.train.set_epoch(self.current_epoch)
         if self.cfg.temperature_schedule and self.model.info.arch == "dymn":
             t = self.model.update_temperature(self.current_epoch)
             self.log("train/dyconv_temperature", t, on_epoch=True, on_step=False)
@@ -162,7 +140,7 @@ class TaggingModule(L.LightningModule):
         opt = opt_cls(layer_groups(self.model, c.lr, c.lr_decay), lr=c.lr, weight_decay=c.weight_decay)
         sched = exp_warmup_linear_down(c.warm_up_len, c.ramp_down_start, c.ramp_down_len, c.last_lr_value)
         if c.lr_per_step:
-            steps = max(1, len(self.train_dataloader()))
+            steps = self.trainer.datamodule.steps_per_epoch()
             lam = lambda step: sched(step / steps)  # noqa: E731
             return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lam),
                                                        "interval": "step"}}  # fmt: skip

@@ -1,10 +1,12 @@
-"""Recipe defaults of the reference (spec 6.1, 6.3) and how CLI overrides combine with them."""
+"""Recipe defaults of the reference (spec 6.1, 6.3), the "auto" recipe, and how a run's configuration is
+resolved: :func:`data_config` before the data is read, :func:`train_config` once the data and the model are
+known. What the user gave always wins over a recipe."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from .config import TrainConfig
+from .config import DataConfig, TrainConfig
 
 # Recipe defaults (spec 6.1 and 6.3); (MN value, DyMN value) where the recipes differ.
 FINETUNE = dict(epochs=80, warm_up_len=10, ramp_down_start=10, ramp_down_len=65, last_lr_value=0.01, mixup_alpha=0.3)
@@ -26,6 +28,7 @@ RECIPES: dict[str, dict] = {
 }  # fmt: skip
 TASKS = tuple(RECIPES)
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+_DATA_FIELDS = {f.name for f in dataclasses.fields(DataConfig)}
 # Recipes by name (`--recipe`): the reference's, and "auto", the default for your own data (folder, csv)
 RECIPE_NAMES = ("auto", *TASKS)
 DEFAULT_RECIPE = {task: "auto" if task in ("folder", "csv") else task for task in TASKS}
@@ -45,7 +48,18 @@ AUTO_LR = {"mn": 3.75e-5, "dymn": 2.5e-5}
 AUTO_FROZEN_LR_FACTOR = 10.0
 AUTO_DEFAULTS = dict(mixup_alpha=0.0, wavmix=0.0)
 AUTO_MAX_EPOCHS = 100
+# the settings "auto" sets from the number of training clips (unless given)
+ADAPTED = ("epochs", "batch_size", "lr", "warm_up_len", "ramp_down_start", "ramp_down_len", "lr_per_step",
+           "val_every")  # fmt: skip
 AUTO_BATCH = (4, 32)
+
+
+def recipe_defaults(task: str, arch: str) -> dict:
+    """The recipe's settings for an architecture ("mn" or "dymn")."""
+    out = {}
+    for k, v in RECIPES[task].items():
+        out[k] = (v[1] if arch == "dymn" else v[0]) if isinstance(v, tuple) else v
+    return out
 
 
 def adapt_to_data(cfg: TrainConfig, n_train: int, arch: str, explicit: set[str]) -> TrainConfig:
@@ -76,19 +90,12 @@ def adapt_to_data(cfg: TrainConfig, n_train: int, arch: str, explicit: set[str])
     return dataclasses.replace(cfg, **changes)
 
 
-def recipe_defaults(task: str, arch: str) -> dict:
-    """The recipe's settings for an architecture ("mn" or "dymn")."""
-    out = {}
-    for k, v in RECIPES[task].items():
-        out[k] = (v[1] if arch == "dymn" else v[0]) if isinstance(v, tuple) else v
-    return out
-
-
-def make_config(task: str, arch: str, overrides: dict, recipe: str | None = None) -> tuple[TrainConfig, dict]:
-    """TrainConfig and dataset settings: a recipe's defaults (the task's own unless ``recipe`` names one)
-    with ``overrides`` (None values ignored). "auto" starts from the task's settings; :func:`adapt_to_data`
-    resolves it once the data is known."""
+def _recipe_values(task: str, arch: str, recipe: str | None) -> dict:
     recipe = recipe or DEFAULT_RECIPE.get(task, task)
+    if task not in TASKS:
+        from ..errors import UsageError
+
+        raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if recipe not in RECIPE_NAMES:
         from ..errors import UsageError
 
@@ -99,8 +106,36 @@ def make_config(task: str, arch: str, overrides: dict, recipe: str | None = None
     if recipe != "auto" and recipe != task:  # data settings (clip length, augmentation) stay the task's
         merged.update({k: v for k, v in recipe_defaults(task, arch).items() if k not in _TRAIN_FIELDS})
     merged["recipe"] = recipe
-    merged.update({k: v for k, v in overrides.items() if v is not None})
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in merged.items() if k in fields})
-    settings = {k: v for k, v in merged.items() if k not in fields}
-    return cfg, settings
+    return merged
+
+
+def _given(overrides: dict | None) -> dict:
+    return {k: v for k, v in (overrides or {}).items() if v is not None}
+
+
+def data_config(task: str, overrides: dict | None = None, recipe: str | None = None) -> DataConfig:
+    """The data settings of a run: the recipe's (they do not depend on the architecture), then ``overrides``
+    (None values ignored; keys that are not data settings are ignored too, so one dict can feed both)."""
+    merged = {**_recipe_values(task, "mn", recipe), **_given(overrides)}
+    return DataConfig(**{k: v for k, v in merged.items() if k in _DATA_FIELDS})
+
+
+def train_config(task: str, arch: str, n_train: int, overrides: dict | None = None, recipe: str | None = None,
+                 scratch: bool = False) -> TrainConfig:  # fmt: skip
+    """The optimisation settings of a run, resolved once the model (``arch``: "mn" or "dymn") and the number
+    of training clips are known: the recipe's values, then ``overrides``; "auto" adapts the rest to the data."""
+    given = _given(overrides)
+    unknown = set(given) - _TRAIN_FIELDS - _DATA_FIELDS
+    if unknown:
+        from ..errors import UsageError
+
+        raise UsageError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+    merged = {**_recipe_values(task, arch, recipe), **given}
+    cfg = TrainConfig(**{k: v for k, v in merged.items() if k in _TRAIN_FIELDS})
+    cfg = adapt_to_data(cfg, n_train, arch, set(given))
+    changes: dict = {}
+    if cfg.temperature_schedule is None:  # the reference anneals when training DyMN from scratch
+        changes["temperature_schedule"] = (scratch or task == "audioset") and arch == "dymn"
+    if cfg.bn_momentum is None and scratch:
+        changes["bn_momentum"] = 0.1  # fresh running statistics must settle within the run
+    return dataclasses.replace(cfg, **changes)

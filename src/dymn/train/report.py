@@ -26,13 +26,13 @@ def trainer_is_rank_zero() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
 
 
-def run_config(cfg, settings: dict, td) -> dict:
-    """The resolved configuration of a run, as saved in ``config.json`` and in ``model.pt``."""
-    data = {k: v for k, v in settings.items() if isinstance(v, (str, int, float, bool, type(None)))}
-    data.update(clip_seconds=td.clip_seconds, classes=list(td.labels), multilabel=td.multilabel,
-                train_clips=len(td.train) if td.train is not None else 0,
-                val_clips=len(td.val) if td.val is not None else 0)  # fmt: skip
-    return {"train": cfg.to_dict(), "data": data}
+def run_config(cfg, td) -> dict:
+    """The resolved configuration of a run, as saved in ``config.json`` and in ``model.pt``: the
+    TrainConfig, the DataConfig, and what was found in the data."""
+    found = dict(classes=list(td.labels), multilabel=td.multilabel,
+                 train_clips=len(td.train) if td.train is not None else 0,
+                 val_clips=len(td.val) if td.val is not None else 0, skipped_files=len(td.skipped))  # fmt: skip
+    return {"train": cfg.to_dict(), "data": td.cfg.to_dict(), "found": found}
 
 
 def describe_run(td, cfg, model) -> str:
