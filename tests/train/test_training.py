@@ -1,5 +1,6 @@
 """End-to-end runs on tiny generated data (CPU, seconds each)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -329,3 +330,21 @@ def test_bf16_mixed_precision_dymn(tmp_path):
                         precision="bf16-mixed")  # fmt: skip
     assert all(torch.isfinite(p).all() for p in module.model.parameters())
     assert dymn.load(weights=final).labels == ("high", "low")
+
+
+def test_frozen_backbone_head_on_embeddings_equals_the_network(tmp_path):
+    # the fast path of --freeze-backbone (the classifier on embeddings computed once) is the same function
+    from dymn.frontend import MelFrontend
+    from dymn.train.module import TaggingModule
+
+    model = _mn(2).eval()
+    module = TaggingModule(model, False, TrainConfig(freeze_backbone=True)).eval()
+    spec = MelFrontend.from_config(model.info.frontend)(torch.randn(3, 16000)).unsqueeze(1)
+    logits, emb = model(spec)
+    torch.testing.assert_close(module.head(emb), logits, atol=1e-5, rtol=1e-5)
+    data = write_folder(tmp_path / "data")
+    cfg, dm = _setup("folder", data, "mn", {**TINY, "epochs": 1, "freeze_backbone": True})
+    fit(_mn(2), dm, cfg, tmp_path / "run", progress=False)
+    assert "embedding" in dm.data.train[0] and "wave" not in dm.data.train[0]
+    fit(_mn(2), dm, dataclasses.replace(cfg, freeze_backbone=False), tmp_path / "run2", progress=False)
+    assert "wave" in dm.data.train[0]  # the same data module, back to clips for a full fine-tune

@@ -37,6 +37,14 @@ class ClipDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def plain(self) -> ClipDataset:
+        """The same clips without augmentation, waveform mixing or random crops."""
+        import copy
+
+        out = copy.copy(self)
+        out.train, out.augment, out.wavmix, out.random_crop = False, None, 0.0, False
+        return out
+
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
         raise NotImplementedError
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import lightning as L
+import numpy as np
 import torch
 
 from ..datasets.common import EpochSampler, collate
@@ -34,6 +35,7 @@ class TaskDataModule(L.LightningDataModule):
         self.seed = seed
         self.batch_size = batch_size  # fit() sets it from the TrainConfig
         self.data: TaskData = read_task(task, root, cfg or data_config(task), seed=seed, train=train)
+        self._clips = (self.data.train, self.data.val)
 
     # what the rest of a run needs to know about the data
     @property
@@ -69,6 +71,18 @@ class TaskDataModule(L.LightningDataModule):
             drop_last=False, persistent_workers=workers > 0,
         )  # fmt: skip
 
+    def use_embeddings(self, model: torch.nn.Module, batch_size: int = 32) -> None:
+        """Replace the clips by ``model``'s embeddings, computed once, without augmentation: with a frozen
+        backbone, the classifier then trains on them in seconds rather than re-running the network each step."""
+        train, val = self._clips
+        workers = int(self.cfg.num_workers or 0)
+        self.data.train = EmbeddingDataset.of(model, train, batch_size, workers) if train is not None else None
+        self.data.val = EmbeddingDataset.of(model, val, batch_size, workers) if val is not None else None
+
+    def use_clips(self) -> None:
+        """Back to the clips (after :meth:`use_embeddings`)."""
+        self.data.train, self.data.val = self._clips
+
     def steps_per_epoch(self) -> int:
         """Optimizer steps in one training epoch (on this rank)."""
         return max(1, len(self._loader(self.data.train, True)))
@@ -78,3 +92,50 @@ class TaskDataModule(L.LightningDataModule):
 
     def val_dataloader(self):
         return self._loader(self.data.val, False) if self.data.val is not None else []
+
+
+class EmbeddingDataset(torch.utils.data.Dataset):
+    """Clips as a frozen network's pooled embeddings, with their targets (and masks)."""
+
+    def __init__(self, items: list[dict], labels: list[str]):
+        self.items = items
+        self.labels = labels
+
+    @classmethod
+    @torch.inference_mode()
+    def of(cls, model: torch.nn.Module, dataset, batch_size: int = 32, num_workers: int = 0) -> EmbeddingDataset:
+        from ..frontend import MelFrontend
+
+        frontend = MelFrontend.from_config(model.info.frontend).eval()
+        was_training = model.training
+        model.eval()
+        plain = dataset.plain() if hasattr(dataset, "plain") else dataset
+        loader = torch.utils.data.DataLoader(plain, batch_size=batch_size, collate_fn=collate,
+                                             num_workers=num_workers)  # fmt: skip
+        items: list[dict] = []
+        try:
+            for batch in loader:
+                if batch["empty"]:
+                    continue
+                _, emb = model(frontend(batch["wave"]).unsqueeze(1))
+                for i in range(len(emb)):
+                    item = {"embedding": emb[i].float().numpy(), "target": batch["target"][i].numpy(),
+                            "id": batch["id"][i], "index": int(batch["index"][i])}  # fmt: skip
+                    if "mask" in batch:
+                        item["mask"] = batch["mask"][i].numpy()
+                    items.append(item)
+        finally:
+            model.train(was_training)
+        return cls(items, list(getattr(dataset, "labels", [])))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[int(i)]
+
+    def set_epoch(self, epoch: int) -> None:  # the embeddings do not change between epochs
+        pass
+
+    def targets(self) -> np.ndarray:
+        return np.stack([it["target"] for it in self.items]) if self.items else np.zeros((0, len(self.labels)))

@@ -50,6 +50,10 @@ class TaggingModule(L.LightningModule):
         self.skipped = 0
         self._val: list = []
 
+    def head(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Logits from the pooled embedding (the MLP head after its pooling): a frozen backbone's fast path."""
+        return self.model.classifier[2:](embedding)
+
     def train(self, mode: bool = True):
         super().train(mode)
         if mode:
@@ -79,17 +83,19 @@ class TaggingModule(L.LightningModule):
         seed = _step_seed(self.cfg.seed, self.current_epoch, batch_idx, self.global_rank)
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        wave, y = batch["wave"], batch["target"]
-        mask = batch.get("mask")
-        spec = self.frontend(wave).unsqueeze(1)
+        y, mask = batch["target"], batch.get("mask")
+        wave = batch.get("wave")
         perm = lam = None
-        if self.cfg.mixup_alpha > 0 and len(wave) > 1:
-            perm, lam = mixup_lambdas(len(wave), self.cfg.mixup_alpha, gen)
-            perm, lam = perm.to(self.device), lam.to(self.device)
-            spec, y = mix(spec, perm, lam), mix(y, perm, lam)
-            if mask is not None:
-                mask = torch.maximum(mask, mask[perm])
-        logits, _ = self.model(spec)
+        with self.trainer.profiler.profile("[dymn] frontend and spectrogram augmentation"):
+            # a frozen backbone's clips come as its embeddings (computed once): mixup mixes those
+            x = batch["embedding"] if "embedding" in batch else self.frontend(wave).unsqueeze(1)
+            if self.cfg.mixup_alpha > 0 and len(x) > 1:
+                perm, lam = mixup_lambdas(len(x), self.cfg.mixup_alpha, gen)
+                perm, lam = perm.to(self.device), lam.to(self.device)
+                x, y = mix(x, perm, lam), mix(y, perm, lam)
+                if mask is not None:
+                    mask = torch.maximum(mask, mask[perm])
+        logits = self.head(x) if "embedding" in batch else self.model(x)[0]
         loss = lab = label_loss(logits, y, self.multilabel, mask)
         if self.teacher is not None:
             t_probs, valid = self.teacher(batch["id"], wave)
@@ -98,9 +104,9 @@ class TaggingModule(L.LightningModule):
                 t_probs, valid = mix(t_probs, perm, lam), valid & valid[perm]
             kd = kd_loss(logits, t_probs, valid)
             loss = self.cfg.kd_lambda * lab + (1 - self.cfg.kd_lambda) * kd
-            self.log("train/kd_loss", kd, on_step=False, on_epoch=True, batch_size=len(wave), sync_dist=True)
-        self.log("train/label_loss", lab, on_step=False, on_epoch=True, batch_size=len(wave), sync_dist=True)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(wave), sync_dist=True)
+            self.log("train/kd_loss", kd, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
+        self.log("train/label_loss", lab, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -110,7 +116,10 @@ class TaggingModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         if batch["empty"]:
             return
-        logits, _ = self.model(self.frontend(batch["wave"]).unsqueeze(1))
+        if "embedding" in batch:
+            logits = self.head(batch["embedding"])
+        else:
+            logits, _ = self.model(self.frontend(batch["wave"]).unsqueeze(1))
         probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
         mask = batch.get("mask")
         loss = label_loss(logits, batch["target"], self.multilabel, mask)

@@ -31,6 +31,7 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
 
     from ..checkpoint import save_checkpoint
     from .module import AtomicCheckpointIO, TaggingModule, seed_all
+    from .report import ResumableCSVLogger, trainer_is_rank_zero
 
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
@@ -41,6 +42,7 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
         raise DataError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     resumed_epoch = _check_resume(last) if resume else None
     seed_all(cfg.seed)
+    data.use_clips()  # a data module used by an earlier run with a frozen backbone holds embeddings
     td = data.data
     data.batch_size = cfg.batch_size
     if data.num_train == 0:
@@ -56,7 +58,6 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
         if run_labels is not None and list(run_labels) != list(td.labels):
             raise DataError(f"cannot resume {out}: its classes ({', '.join(run_labels)[:200]}) differ from the "
                             f"data's ({', '.join(td.labels)[:200]})")  # fmt: skip
-    from .report import ResumableCSVLogger
 
     loggers = [ResumableCSVLogger(out, resumed_epoch[0] if resume else None)]
     try:
@@ -80,7 +81,7 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from ..atomic import write_text
-    from .report import EpochReport, describe_run, run_config, trainer_is_rank_zero
+    from .report import EpochReport, describe_run, run_config
 
     report = EpochReport(td.multilabel, out, cfg.val_every)
     steps = data.steps_per_epoch()
@@ -97,6 +98,11 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
     options.update({k: v for k, v in trainer_kwargs.items() if v is not None})
     if isinstance(options.get("max_time"), (int, float)):
         options["max_time"] = {"seconds": options["max_time"]}
+    if cfg.freeze_backbone and teacher is None and model.config.head_type == "mlp":
+        # the frozen network gives each clip the same embedding every epoch: compute it once
+        if trainer_is_rank_zero():
+            print("frozen backbone: computing the embeddings of the clips once ...", file=sys.stderr, flush=True)
+        data.use_embeddings(model)
     trainer = L.Trainer(**options)
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     final = out / "model.pt"
