@@ -86,7 +86,7 @@ def main() -> None:
         ("forward + loss", step - frontend),
         ("backward", backward),
         ("optimizer step", optimizer),
-        (f"validation ({cfg.val_every and args.epochs // cfg.val_every} runs of {len(data.data.val)} clips)",
+        (f"validation (every {cfg.val_every} epochs, {len(data.data.val)} clips)",
          validation),
         ("checkpoints (last.ckpt, epoch ckpt, model_best.pt)", checkpoints),
     ]  # fmt: skip
