@@ -85,6 +85,6 @@ def test_files_decoded_together_hold_bounded_audio(tmp_path, monkeypatch):
         paths.append(str(p))
     monkeypatch.setattr(inference, "CHUNK_SECONDS", 130.0)
     assert [len(c) for c in inference._chunks(paths, 16)] == [2, 2, 1]
-    assert [len(c) for c in inference._chunks(paths, 3)] == [2, 2, 1]
+    assert [len(c) for c in inference._chunks(paths, 3)] == [2, 1, 2]  # blocks of 3, each cut by seconds
     monkeypatch.setattr(inference, "CHUNK_SECONDS", 1e9)
     assert [len(c) for c in inference._chunks(paths, 3)] == [3, 2]

@@ -242,6 +242,18 @@ def cmd_embed(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from .batch import run
+
+    summary = run(args.job, args.inputs, args.output, model=args.model, weights=args.weights, address=args.address,
+                  workers=args.workers, gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
+                  shard_size=args.shard_size, top_k=args.top_k, all_probabilities=args.all_probabilities,
+                  window=args.window, hop=args.hop, events={"threshold": args.threshold, "median": args.median},
+                  progress=args.progress)  # fmt: skip
+    print(summary.to_text())
+    return 1 if summary.failed else 0
+
+
 def cmd_listen(args) -> int:
     from .live import LiveTagger, microphone_blocks, pcm_blocks, run_live
 
@@ -403,6 +415,29 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5, help="timing rounds (the minimum is reported)")
     b.add_argument("--onnx", action="store_true", help="also time onnxruntime on an export of each model")
     b.add_argument("--output", "-o", default=None, help="write the markdown table to this file")
+    ba = command("batch", "tag, embed or timeline a corpus on Ray into Parquet shards (resumable)", cmd_batch)
+    ba.add_argument("job", choices=("tag", "embed", "timeline"), help="what to compute for every file")
+    ba.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="files, folders, globs, or a manifest (.csv/.parquet with a 'path' column); local or "
+                         "s3://, gs://, ... (what pyarrow reads)")  # fmt: skip
+    ba.add_argument("--output", "-o", required=True, help="output folder of Parquet shards (local or remote)")
+    ba.add_argument("--model", default=None, help=f"registry name or checkpoint (default {DEFAULT_MODEL})")
+    ba.add_argument("--weights", default=None, help="local weights (see `dymn tag --help`)")
+    ba.add_argument("--address", default=None,
+                    help="Ray cluster: auto (the running one) or HOST:PORT (default: Ray on this machine)")  # fmt: skip
+    ba.add_argument("--workers", type=int, default=None, help="model actors, one CPU each (default: 3/4 of the CPUs)")
+    ba.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per model actor (0 = CPU)")
+    ba.add_argument("--batch-size", type=int, default=8, help="clips per model call")
+    ba.add_argument("--shard-size", type=int, default=1000, help="files per output shard")
+    ba.add_argument("--top-k", type=int, default=10, help="tag: labels per file; timeline: per window (0 = all)")
+    ba.add_argument("--all-probabilities", action="store_true", help="tag: also every class's probability")
+    ba.add_argument("--window", type=float, default=10.0, help="timeline: window length in seconds")
+    ba.add_argument("--hop", type=float, default=1.0, help="timeline: seconds between windows")
+    ba.add_argument("--threshold", type=float, default=0.5, help="timeline: an event starts where a class reaches this")
+    ba.add_argument("--median", type=int, default=3, help="timeline: median smoothing over N windows")
+    ba.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="progress bar on stderr (default: on a terminal)")  # fmt: skip
+
     from .train.cli import register
 
     register(sub, _Help)

@@ -193,7 +193,7 @@ class Tagger:
         audio (by their headers), so memory stays bounded whatever the files hold.
         """
         paths = [os.fspath(p) for p in paths]
-        chunk = chunk or max(4 * self.batch_size, 16)
+        chunk = chunk or chunk_size(self.batch_size)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(paths), unit="file", disable=not progress, desc="tagging")
@@ -223,20 +223,34 @@ class Tagger:
 
 
 def _chunks(paths: list[str], count: int) -> Iterator[list[str]]:
-    """Consecutive files, at most ``count`` and (by their headers) at most CHUNK_SECONDS of audio."""
+    """Consecutive files: blocks of ``count`` from the start of the list, each cut further so that a chunk
+    holds at most CHUNK_SECONDS of audio (by the headers). The blocks are aligned to multiples of ``count``, so
+    a batch job whose shards start at such multiples gives every file the same neighbours in the model's batch
+    (PyTorch's results depend, at the level of float rounding, on what else is in the batch)."""
+    for start in range(0, len(paths), count):
+        yield from split_by_seconds(paths[start : start + count])
+
+
+def split_by_seconds(paths: list[str]) -> Iterator[list[str]]:
+    """Consecutive runs of ``paths`` holding at most CHUNK_SECONDS of audio each (by the headers)."""
     part, seconds = [], 0.0
     for p in paths:
         try:
             length = min(audio_info(p).duration, MAX_CLIP_SECONDS)
         except AudioError:
             length = 0.0  # reported when it is decoded
-        if part and (len(part) >= count or seconds + length > CHUNK_SECONDS):
+        if part and seconds + length > CHUNK_SECONDS:
             yield part
             part, seconds = [], 0.0
         part.append(p)
         seconds += length
     if part:
         yield part
+
+
+def chunk_size(batch_size: int) -> int:
+    """Files decoded together (and batched by equal length) by :meth:`Tagger.tag_files`."""
+    return max(4 * batch_size, 16)
 
 
 def _decode(path: str, sample_rate: int) -> Decoded | str:

@@ -1,0 +1,616 @@
+"""Corpus-scale jobs on Ray Data: tag, embed or timeline every file of a corpus into Parquet shards.
+
+The input list (files, folders, globs, or a CSV/Parquet manifest with a ``path`` column; local or on any
+filesystem pyarrow reads) is sorted and cut into shards of ``shard_size`` files, each written as one Parquet
+file named from its position and its paths. A shard file exists only when complete (written to a temporary
+name and renamed), so running the same job again skips the finished shards and does the rest. Decoding and
+resampling run as Ray tasks on CPUs; the model runs in a pool of actors (one model load each, GPUs when asked)
+fed with batches of clips; a file that cannot be decoded becomes a row with its error. Results are the same
+numbers as ``dymn tag`` / ``dymn embed`` / ``dymn timeline`` give for each file.
+
+Needs the ``[batch]`` extra (Ray Data, pyarrow).
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio import AUDIO_EXTENSIONS
+from .errors import DymnError, UsageError, require
+
+COMMANDS = ("tag", "embed", "timeline")
+JOB_FILE = "_dymn_job.json"
+SHARD_SIZE = 1000
+# Each model actor takes one CPU and runs PyTorch on one thread; decoding tasks take a quarter of a CPU each.
+# PyTorch's CPU kernels give results that depend (by ~1e-8) on the thread count: a batch job's numbers equal
+# `dymn tag`'s run with the same number of threads (OMP_NUM_THREADS=1).
+WORKER_CPUS = 1
+DECODE_CPUS = 0.25
+_REMOTE = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "az://", "file://")
+
+
+class BatchError(DymnError):
+    """A batch job cannot start or go on (bad input list, output folder of another job, no cluster)."""
+
+
+@dataclass
+class Shard:
+    index: int
+    name: str
+    paths: list[str]
+
+
+@dataclass
+class BatchSummary:
+    """What a job did: files done (including failed ones, which are rows with their error), failed, skipped
+    because their shard was already complete, and the rate of this run."""
+
+    out_dir: str
+    shards: int
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def files_per_second(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    def to_text(self) -> str:
+        lines = [f"{self.done} files done ({self.failed} failed), {self.skipped} skipped as already done, "
+                 f"in {self.seconds:.1f} s ({self.files_per_second:.1f} files/s); "
+                 f"{self.shards} shards in {self.out_dir}"]  # fmt: skip
+        lines += [f"  failed: {e}" for e in self.errors[:10]]
+        if len(self.errors) > 10:
+            lines.append(f"  ... and {len(self.errors) - 10} more (rows with status 'error')")
+        return "\n".join(lines)
+
+
+# --- inputs and shards -------------------------------------------------------------------------------
+def _is_remote(path: str) -> bool:
+    return path.startswith(_REMOTE)
+
+
+def _filesystem(uri: str):
+    import pyarrow.fs as pafs
+
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except Exception as exc:
+        raise BatchError(f"{uri}: cannot open this filesystem ({str(exc).splitlines()[0]})") from None
+
+
+def _manifest(path: str) -> list[str]:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    fs, inner = _filesystem(path) if _is_remote(path) else (None, path)
+    try:
+        if path.lower().endswith(".parquet"):
+            table = pq.read_table(inner, filesystem=fs, columns=None)
+        else:
+            if fs is not None:
+                with fs.open_input_stream(inner) as f:
+                    table = pacsv.read_csv(f)
+            else:
+                table = pacsv.read_csv(inner)
+    except Exception as exc:
+        raise BatchError(f"{path}: not a readable manifest ({str(exc).splitlines()[0]})") from None
+    if "path" not in table.column_names:
+        raise BatchError(f"{path}: a manifest needs a 'path' column (it has: {', '.join(table.column_names)})")
+    base = os.path.dirname(path)
+    out = []
+    for p in table.column("path").to_pylist():
+        if p is None or str(p).strip() == "":
+            continue
+        p = str(p)
+        # relative paths in a local manifest are relative to the manifest
+        out.append(p if _is_remote(p) or os.path.isabs(p) or _is_remote(path) else os.path.join(base, p))
+    return out
+
+
+def _remote_listing(uri: str) -> list[str]:
+    import pyarrow.fs as pafs
+
+    fs, inner = _filesystem(uri)
+    scheme = uri.split("://", 1)[0]
+    info = fs.get_file_info(inner)
+    if info.type == pafs.FileType.File:
+        return [uri]
+    if info.type == pafs.FileType.Directory:
+        found = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
+        return sorted(f"{scheme}://{f.path}" for f in found
+                      if f.type == pafs.FileType.File and Path(f.path).suffix.lower() in AUDIO_EXTENSIONS)  # fmt: skip
+    return [uri]  # missing: a row with its error, like a missing local file
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Files, folders (audio files found recursively), globs and manifests (.csv/.parquet with a ``path``
+    column) as one sorted list without duplicates. A path that does not exist stays in the list: it becomes
+    a row with its error, so that a manifest with missing files is reported, not silently shortened."""
+    if not inputs:
+        raise UsageError("give at least one input: files, folders, globs or a manifest")
+    paths: list[str] = []
+    for raw in inputs:
+        raw = str(raw)
+        low = raw.lower()
+        if low.endswith((".csv", ".parquet")):
+            paths += _manifest(raw)
+        elif _is_remote(raw):
+            paths += _remote_listing(raw)
+        elif any(c in raw for c in "*?["):
+            found = sorted(globlib.glob(raw, recursive=True))
+            if not found:
+                raise BatchError(f"{raw}: the pattern matches no file")
+            for f in found:
+                paths += _folder(f) if os.path.isdir(f) else [f]
+        elif os.path.isdir(raw):
+            found = _folder(raw)
+            if not found:
+                raise BatchError(f"{raw}: the folder holds no audio files")
+            paths += found
+        else:
+            paths.append(raw)
+    return sorted({p if _is_remote(p) else os.path.abspath(p) for p in paths})
+
+
+def _folder(root: str) -> list[str]:
+    return sorted(str(p) for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def plan_shards(paths: list[str], shard_size: int = SHARD_SIZE) -> list[Shard]:
+    """Consecutive runs of ``shard_size`` paths; each shard's name comes from its index and its paths, so the
+    same inputs always give the same shard names."""
+    if shard_size < 1:
+        raise UsageError("--shard-size must be at least 1")
+    shards = []
+    for i in range(0, len(paths), shard_size):
+        part = paths[i : i + shard_size]
+        digest = hashlib.sha256("\n".join(part).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        shards.append(Shard(i // shard_size, f"part-{i // shard_size:06d}-{digest}.parquet", part))
+    return shards
+
+
+# --- the job's identity -------------------------------------------------------------------------------
+def _job(command: str, model_name: str, model_spec: str, options: dict, paths: list[str], shard_size: int) -> dict:
+    digest = hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
+    return {"dymn_batch": 1, "command": command, "model": model_name, "model_spec": model_spec,
+            "options": options, "files": len(paths), "inputs_sha256": digest, "shard_size": shard_size}  # fmt: skip
+
+
+class _Output:
+    """The output folder (local or remote): the job file, which shards are complete, atomic shard writes."""
+
+    def __init__(self, out_dir: str):
+        self.uri = out_dir.rstrip("/")
+        self.remote = _is_remote(out_dir)
+        if self.remote:
+            self.fs, self.root = _filesystem(out_dir)
+        else:
+            self.fs, self.root = None, os.path.abspath(out_dir)
+
+    def _join(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def listing(self) -> set[str]:
+        if not self.remote:
+            return set(os.listdir(self.root)) if os.path.isdir(self.root) else set()
+        import pyarrow.fs as pafs
+
+        if self.fs.get_file_info(self.root).type != pafs.FileType.Directory:
+            return set()
+        return {os.path.basename(f.path) for f in self.fs.get_file_info(pafs.FileSelector(self.root))}
+
+    def read_job(self) -> dict | None:
+        if JOB_FILE not in self.listing():
+            return None
+        try:
+            if self.remote:
+                with self.fs.open_input_stream(self._join(JOB_FILE)) as f:
+                    return json.loads(f.read().decode())
+            return json.loads(Path(self._join(JOB_FILE)).read_text())
+        except (OSError, ValueError) as exc:
+            raise BatchError(f"{self._join(JOB_FILE)}: unreadable job file ({exc}); use another -o") from None
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        if not self.remote:
+            from .atomic import atomic_write
+
+            os.makedirs(self.root, exist_ok=True)
+            atomic_write(Path(self._join(name)), lambda tmp: Path(tmp).write_bytes(data))
+            return
+        tmp = self._join(f".{name}.tmp")
+        with self.fs.open_output_stream(tmp) as f:
+            f.write(data)
+        self.fs.move(tmp, self._join(name))
+
+    def prepare(self, job: dict) -> set[str]:
+        """Refuse a folder that holds another job's output; write the job file; the complete shards."""
+        names = self.listing()
+        if not self.remote and os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise BatchError(f"{self.root}: exists and is not a folder; choose another -o")
+        old = self.read_job()
+        if old is None:
+            if any(n.endswith(".parquet") for n in names):
+                raise BatchError(f"{self.uri}: holds Parquet files that are not a dymn batch job's; choose another "
+                                 "-o")  # fmt: skip
+            self.write_bytes(JOB_FILE, (json.dumps(job, indent=1) + "\n").encode())
+        elif old != job:
+            what = [k for k in job if old.get(k) != job[k]]
+            raise BatchError(f"{self.uri}: holds the shards of a different job (not the same {', '.join(what)}); "
+                             "choose another -o, or delete the folder to start over")  # fmt: skip
+        return {n for n in names if n.endswith(".parquet")}
+
+
+# --- the pipeline stages ------------------------------------------------------------------------------
+def _local_copy(path: str):
+    """A local file for ``path`` (a temporary copy of a remote one) and a function that removes the copy."""
+    if not _is_remote(path):
+        return path, lambda: None
+    import tempfile
+
+    fs, inner = _filesystem(path)
+    fd, tmp = tempfile.mkstemp(suffix=Path(inner).suffix)
+    try:
+        with os.fdopen(fd, "wb") as out, fs.open_input_stream(inner) as src:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+    except Exception as exc:
+        os.unlink(tmp)
+        raise OSError(f"{path}: cannot be read ({str(exc).splitlines()[0]})") from None
+    return tmp, lambda: os.unlink(tmp)
+
+
+def _decode_batch(batch: dict, sample_rate: int, command: str) -> dict:
+    """CPU task: each input row is a block of consecutive files of one shard; it is cut by audio length
+    exactly as ``dymn tag`` cuts its chunks, and each file decoded and resampled. One output row per chunk:
+    the waveforms concatenated (``flat``) with their ``lengths``, and each file's error or note. Timelines
+    only check their files here: they are streamed by the model actor."""
+    from .audio import audio_info, read_audio
+    from .errors import AudioError
+    from .inference import MAX_CLIP_SECONDS, split_by_seconds
+
+    out: dict[str, list] = {k: [] for k in ("shard", "order", "path", "flat", "lengths", "error", "note")}
+    for shard, first, paths in zip(batch["shard"], batch["first"], batch["paths"]):
+        paths = [str(p) for p in paths]
+        local, cleanups, errors = {}, [], {}
+        for p in paths:
+            try:
+                local[p], cleanup = _local_copy(p)
+                cleanups.append(cleanup)
+            except OSError as exc:
+                local[p], errors[p] = p, str(exc)
+        try:
+            back = {v: k for k, v in local.items()}
+            for chunk in split_by_seconds([local[p] for p in paths]):
+                waves, lengths, errs, notes = [], [], [], []
+                for lp in chunk:
+                    p, wave, note = back[lp], np.zeros(0, np.float32), ""
+                    err = errors.get(p, "")
+                    if not err:
+                        try:
+                            if command == "timeline":
+                                audio_info(lp)
+                            else:
+                                decoded = read_audio(lp, sample_rate, max_seconds=MAX_CLIP_SECONDS)
+                                wave, note = decoded.wave, decoded.note or ""
+                        except AudioError as exc:
+                            err = str(exc).replace(lp, p)
+                    waves.append(wave)
+                    lengths.append(len(wave))
+                    errs.append(err)
+                    notes.append(note)
+                names = [back[lp] for lp in chunk]
+                out["shard"].append(int(shard))
+                out["order"].append(np.asarray([int(first) + paths.index(n) for n in names], np.int64))
+                out["path"].append(np.asarray(names, dtype=object))
+                out["flat"].append(np.concatenate(waves).astype(np.float32) if waves else np.zeros(0, np.float32))
+                out["lengths"].append(np.asarray(lengths, np.int64))
+                out["error"].append(np.asarray(errs, dtype=object))
+                out["note"].append(np.asarray(notes, dtype=object))
+        finally:
+            for cleanup in cleanups:
+                cleanup()
+    return out
+
+
+class _ModelWorker:
+    """Ray actor: one model load; each call runs chunks of decoded clips through it, one output row per file."""
+
+    def __init__(self, model_ref, command: str, options: dict, device: str, threads: int | None):
+        import ray
+        import torch
+
+        from .inference import Tagger
+
+        if threads:
+            torch.set_num_threads(threads)
+        # the model comes as a reference inside a list: Ray does not resolve nested references, so the actor's
+        # constructor arguments stay small and a restarted actor fetches the model again from the driver's copy
+        model = ray.get(model_ref[0])
+        self.tagger = Tagger(model, device=device, batch_size=int(options.get("batch_size", 8)))
+        self.command, self.options = command, options
+
+    def __call__(self, batch: dict) -> dict:
+        rows: list[dict] = []
+        for i in range(len(batch["shard"])):
+            lengths = np.asarray(batch["lengths"][i], np.int64)
+            waves = np.split(np.asarray(batch["flat"][i], np.float32), np.cumsum(lengths)[:-1])
+            paths, orders = [str(p) for p in batch["path"][i]], [int(o) for o in batch["order"][i]]
+            errors = [str(e) for e in batch["error"][i]]
+            rows += self._chunk(int(batch["shard"][i]), paths, orders, waves, errors)
+        return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
+
+    def _chunk(self, shard: int, paths: list[str], orders: list[int], waves: list, errors: list[str]) -> list[dict]:
+        from .inference import top_tags
+
+        n = len(paths)
+        ok = [i for i in range(n) if not errors[i]]
+        sr = self.tagger.sample_rate
+        durations = [len(waves[i]) / sr if not errors[i] else float("nan") for i in range(n)]
+        extra: list[dict] = [{} for _ in range(n)]
+        if self.command == "tag":
+            # as Tagger.tag_files: the chunk's good files together, batched by equal length
+            probs = self.tagger.predict([waves[i] for i in ok]) if ok else np.zeros((0, 0))
+            k = int(self.options["top_k"])
+            # every row gets values of the same type (Ray concatenates blocks): failed rows become nulls later
+            nan = np.full(len(self.tagger.labels), np.nan, np.float32)
+            for i in range(n):
+                extra[i] = {"labels": [], "probabilities": [], "all_probabilities": nan}
+            for j, i in enumerate(ok):
+                if not np.isfinite(probs[j]).all():
+                    errors[i] = f"{paths[i]}: the model's scores are not finite for this file"
+                    continue
+                tags = top_tags(probs[j], self.tagger.labels, k)
+                extra[i] = {"labels": [t.label for t in tags], "probabilities": [t.probability for t in tags],
+                            "all_probabilities": probs[j].astype(np.float32)}  # fmt: skip
+            if not self.options.get("all_probabilities"):
+                for e in extra:
+                    del e["all_probabilities"]
+        elif self.command == "embed":
+            dim = int(self.tagger.info.embed_dim or 0)
+            for i in range(n):
+                extra[i] = {"embedding": np.full(dim, np.nan, np.float32)}
+            for i in ok:  # as `dymn embed`: each file on its own
+                _, e = self.tagger.run_batch(waves[i][None])
+                extra[i] = {"embedding": e[0].astype(np.float32)}
+        else:
+            for i in range(n):
+                extra[i] = self._timeline(paths[i], errors, durations, i, ok)
+        return [{"path": paths[i], "shard": shard, "order": orders[i], **extra[i],
+                 "duration": round(durations[i], 4) if durations[i] == durations[i] else None,
+                 "error": errors[i] or None, "status": "error" if errors[i] else "ok"} for i in range(n)]  # fmt: skip
+
+    def _timeline(self, path: str, errors: list[str], durations: list[float], i: int, ok: list[int]) -> dict:
+        from .errors import AudioError
+        from .timelines import EventConfig, detect_events, timeline
+
+        empty = {"window_start": [], "window_end": [], "window_top_labels": [], "window_top_probabilities": [],
+                 "events": []}  # fmt: skip
+        if i not in ok:
+            return empty
+        o = self.options
+        try:
+            local, cleanup = _local_copy(path)
+            try:
+                tl = timeline(local, window=o["window"], hop=o["hop"], tagger=self.tagger)
+            finally:
+                cleanup()
+        except (AudioError, OSError) as exc:
+            errors[i] = str(exc)
+            return empty
+        durations[i] = tl.duration
+        top = [tl.window_top(w, int(o["top_k"])) for w in range(len(tl.starts))]
+        return {"window_start": tl.starts.tolist(), "window_end": tl.ends.tolist(),
+                "window_top_labels": [[self.tagger.labels[c] for c in t] for t in top],
+                "window_top_probabilities": [tl.probs[w, t].astype(np.float32) for w, t in enumerate(top)],
+                "events": [e.to_dict() for e in detect_events(tl, EventConfig(**o["events"]))]}  # fmt: skip
+
+
+# --- the job ------------------------------------------------------------------------------------------
+def _quiet_ray() -> None:
+    """Ray's start-up notes and per-dataset log lines are not the user's business; its errors still are."""
+    import logging
+
+    for name in ("ray", "ray.data", "ray._private", "ray.util"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _check_address(address: str | None) -> None:
+    """An unreachable HOST:PORT fails at once, before anything is loaded (Ray itself would wait a minute)."""
+    if address in (None, "", "local", "auto") or ":" not in address:
+        return
+    import socket
+
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError):
+        raise BatchError(f"cannot reach a Ray cluster at {address} (start one with `ray start --head`, or "
+                         "leave out --address to run on this machine)") from None  # fmt: skip
+
+
+def _connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` or start Ray here; True if this call did (and so must shut it down)."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return False
+    _quiet_ray()
+    kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        ray.init(address=None if address in (None, "", "local") else address, **kwargs)
+    except (ConnectionError, RuntimeError) as exc:
+        raise BatchError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
+    return True
+
+
+def _table(rows: list[dict], command: str, num_classes: int, embed_dim: int):
+    import pyarrow as pa
+
+    def col(name):  # a failed file's results are nulls
+        return [r.get(name) if r["status"] == "ok" or name in ("path", "duration", "status", "error") else None
+                for r in rows]  # fmt: skip
+
+    def fixed(values, width):
+        flat = np.concatenate([np.asarray(v, np.float32) if v is not None else np.full(width, np.nan, np.float32)
+                               for v in values]) if values else np.zeros(0, np.float32)  # fmt: skip
+        arr = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), width)
+        mask = pa.array([v is None for v in values])
+        return pa.compute.if_else(mask, pa.scalar(None, arr.type), arr)
+
+    data = {"path": pa.array(col("path"), pa.string()), "duration": pa.array(col("duration"), pa.float64()),
+            "status": pa.array(col("status"), pa.string()), "error": pa.array(col("error"), pa.string())}  # fmt: skip
+    if command == "tag":
+        data["labels"] = pa.array(col("labels"), pa.list_(pa.string()))
+        data["probabilities"] = pa.array(col("probabilities"), pa.list_(pa.float32()))
+        if rows and "all_probabilities" in rows[0]:
+            data["all_probabilities"] = fixed(col("all_probabilities"), num_classes)
+    elif command == "embed":
+        data["embedding"] = fixed(col("embedding"), embed_dim)
+    else:
+        event = pa.struct([("label", pa.string()), ("index", pa.int32()), ("onset", pa.float64()),
+                           ("offset", pa.float64()), ("peak", pa.float64())])  # fmt: skip
+        data["window_start"] = pa.array(col("window_start"), pa.list_(pa.float64()))
+        data["window_end"] = pa.array(col("window_end"), pa.list_(pa.float64()))
+        data["window_top_labels"] = pa.array(col("window_top_labels"), pa.list_(pa.list_(pa.string())))
+        data["window_top_probabilities"] = pa.array(
+            [None if v is None else [np.asarray(x, np.float32) for x in v] for v in col("window_top_probabilities")],
+            pa.list_(pa.list_(pa.float32())))  # fmt: skip
+        data["events"] = pa.array(col("events"), pa.list_(event))
+    return pa.table(data)
+
+
+def _parquet_bytes(table) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = None, weights: str | None = None,
+        address: str | None = None, workers: int | None = None, gpus_per_worker: float = 0, batch_size: int = 8,
+        shard_size: int = SHARD_SIZE, top_k: int = 10, all_probabilities: bool = False, window: float = 10.0,
+        hop: float = 1.0, events: dict | None = None, progress: bool | None = None) -> BatchSummary:  # fmt: skip
+    """Run a batch job (``command``: tag, embed or timeline) over ``inputs`` into Parquet shards in ``out_dir``.
+
+    ``address``: None starts a local Ray instance; "auto" or HOST:PORT joins a running cluster. ``workers``:
+    model actors (default: one per 2 CPUs of the cluster, at least 1); ``gpus_per_worker`` > 0 runs them on
+    GPUs. Returns a :class:`BatchSummary`; a finished shard is never redone, a failed file is a row."""
+    require("ray", "batch", "dymn batch")
+    import ray
+
+    from .loader import DEFAULT_MODEL, load
+    from .timelines import EventConfig, check_window_hop
+
+    if command not in COMMANDS:
+        raise UsageError(f"unknown batch command {command!r}; choose one of {', '.join(COMMANDS)}")
+    if batch_size < 1 or (workers is not None and workers < 1) or gpus_per_worker < 0 or top_k < 0:
+        raise UsageError("--batch-size and --workers must be at least 1, --gpus-per-worker and --top-k not negative")
+    options: dict = {"batch_size": batch_size}
+    if command == "tag":
+        options.update(top_k=top_k, all_probabilities=bool(all_probabilities))
+    elif command == "timeline":
+        check_window_hop(window, hop)
+        cfg = EventConfig(**(events or {}))
+        options.update(window=window, hop=hop, top_k=top_k, events={
+            k: getattr(cfg, k) for k in ("threshold", "low", "median", "merge_gap", "min_duration")})  # fmt: skip
+    _check_address(address)
+    paths = expand_inputs(inputs)
+    if not paths:
+        raise BatchError("the inputs hold no audio files")
+    from .inference import chunk_size
+
+    # shards hold whole chunks of `dymn tag` (see inference._chunks), so every file gets the same batch
+    count = chunk_size(batch_size)
+    shard_size = -(-shard_size // count) * count
+    shards = plan_shards(paths, shard_size)
+    net = load(model or (None if weights else DEFAULT_MODEL), weights=weights, device="cpu")
+    if not net.info.trained:
+        raise UsageError(f"{net.info.name} has a random classifier; use a trained model such as {DEFAULT_MODEL}")
+    spec = f"{model or ''}|{weights or ''}"
+    job = _job(command, net.info.name, spec, options, paths, shard_size)
+    out = _Output(out_dir)
+    complete = out.prepare(job)
+    pending = [s for s in shards if s.name not in complete]
+    summary = BatchSummary(out.uri, len(shards), skipped=sum(len(s.paths) for s in shards if s.name in complete))
+    if not pending:
+        return summary
+    started = time.perf_counter()
+    own = _connect(address)
+    try:
+        _run_pending(ray, net, command, options, pending, out, summary, workers, gpus_per_worker, batch_size,
+                     progress)  # fmt: skip
+    finally:
+        if own:
+            ray.shutdown()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_pending(ray, net, command, options, pending, out, summary, workers, gpus, batch_size, progress) -> None:
+    import ray.data
+    from tqdm.auto import tqdm
+
+    from .inference import chunk_size
+
+    _quiet_ray()  # again: importing ray.data set up its own logging
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # one bar of files, below, not one per operator
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    workers = workers or max(1, int(cpus * 0.75))
+    if not gpus and workers * WORKER_CPUS + DECODE_CPUS > cpus:
+        raise BatchError(f"--workers {workers} needs {workers * WORKER_CPUS:g} CPUs for the model and some for "
+                         f"decoding; the cluster has {cpus:g} CPUs")  # fmt: skip
+    count = chunk_size(batch_size)
+    rows = [{"shard": s.index, "first": j, "paths": s.paths[j : j + count]}
+            for s in pending for j in range(0, len(s.paths), count)]  # fmt: skip
+    expected = {s.index: len(s.paths) for s in pending}
+    by_index = {s.index: s for s in pending}
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    # decoding as CPU tasks (a fraction of a CPU each, so they do not fuse into the model actors)
+    ds = ds.map_batches(_decode_batch, batch_size=1, num_cpus=DECODE_CPUS, batch_format="numpy",
+                        fn_kwargs={"sample_rate": net.info.sample_rate, "command": command})  # fmt: skip
+    ds = ds.map_batches(
+        _ModelWorker, batch_size=1, batch_format="numpy", num_cpus=0 if gpus else WORKER_CPUS, num_gpus=gpus,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        fn_constructor_kwargs={"model_ref": [ray.put(net)], "command": command, "options": options,
+                               "device": "cuda" if gpus else "cpu", "threads": WORKER_CPUS},
+    )  # fmt: skip
+    pending_rows: dict[int, dict[int, dict]] = {s: {} for s in expected}
+    show = progress if progress is not None else sys.stderr.isatty()
+    bar = tqdm(total=sum(expected.values()), unit="file", disable=not show, desc=f"batch {command}")
+    num_classes, embed_dim = len(net.labels), int(net.info.embed_dim or 0)
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for r in batch.to_pylist():
+            shard = int(r["shard"])
+            if shard not in pending_rows or int(r["order"]) in pending_rows[shard]:
+                continue  # a retried task's row that already arrived: every input once
+            pending_rows[shard][int(r["order"])] = r
+            bar.update(1)
+            if r["status"] == "error":
+                summary.failed += 1
+                summary.errors.append(r["error"])
+            if len(pending_rows[shard]) == expected[shard]:
+                got = pending_rows.pop(shard)
+                ordered = [got[j] for j in range(expected[shard])]
+                out.write_bytes(by_index[shard].name, _parquet_bytes(_table(ordered, command, num_classes,
+                                                                            embed_dim)))  # fmt: skip
+                summary.done += expected[shard]
+    bar.close()
+    if pending_rows:
+        raise BatchError(f"{len(pending_rows)} shard(s) did not receive all their files; run the job again")
