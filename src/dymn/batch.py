@@ -69,7 +69,7 @@ class BatchSummary:
     def to_text(self) -> str:
         lines = [f"{self.done} files done ({self.failed} failed), {self.skipped} skipped as already done, "
                  f"in {self.seconds:.1f} s ({self.files_per_second:.1f} files/s); "
-                 f"{self.shards} shards in {self.out_dir}"]  # fmt: skip
+                 f"{self.shards} shard{'s' if self.shards != 1 else ''} in {self.out_dir}"]  # fmt: skip
         lines += [f"  failed: {e}" for e in self.errors[:10]]
         if len(self.errors) > 10:
             lines.append(f"  ... and {len(self.errors) - 10} more (rows with status 'error')")
@@ -244,7 +244,12 @@ class _Output:
             if any(n.endswith(".parquet") for n in names):
                 raise BatchError(f"{self.uri}: holds Parquet files that are not a dymn batch job's; choose another "
                                  "-o")  # fmt: skip
-            self.write_bytes(JOB_FILE, (json.dumps(job, indent=1) + "\n").encode())
+            try:
+                if self.remote:
+                    self.fs.create_dir(self.root, recursive=True)
+                self.write_bytes(JOB_FILE, (json.dumps(job, indent=1) + "\n").encode())
+            except OSError as exc:
+                raise BatchError(f"{self.uri}: cannot write the output folder ({str(exc).splitlines()[0]})") from None
         elif old != job:
             what = [k for k in job if old.get(k) != job[k]]
             raise BatchError(f"{self.uri}: holds the shards of a different job (not the same {', '.join(what)}); "
