@@ -30,9 +30,9 @@ from .errors import DymnError, UsageError, require
 COMMANDS = ("tag", "embed", "timeline")
 JOB_FILE = "_dymn_job.json"
 SHARD_SIZE = 1000
-# Each model actor takes one CPU and runs PyTorch on one thread; decoding tasks take a quarter of a CPU each.
-# PyTorch's CPU kernels give results that depend (by ~1e-8) on the thread count: a batch job's numbers equal
-# `dymn tag`'s run with the same number of threads (OMP_NUM_THREADS=1).
+# Each model actor reserves one CPU (and runs PyTorch on `threads` threads, default 1); decoding tasks reserve a
+# quarter of a CPU each. PyTorch's CPU kernels give results that depend (by ~1e-8) on the thread count: a batch
+# job's numbers equal `dymn tag`'s run with the same number of threads (OMP_NUM_THREADS=1 for the default).
 WORKER_CPUS = 1
 DECODE_CPUS = 0.25
 _REMOTE = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "az://", "file://")
@@ -510,12 +510,14 @@ def _parquet_bytes(table) -> bytes:
 def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = None, weights: str | None = None,
         address: str | None = None, workers: int | None = None, gpus_per_worker: float = 0, batch_size: int = 8,
         shard_size: int = SHARD_SIZE, top_k: int = 10, all_probabilities: bool = False, window: float = 10.0,
-        hop: float = 1.0, events: dict | None = None, progress: bool | None = None) -> BatchSummary:  # fmt: skip
+        hop: float = 1.0, events: dict | None = None, threads: int = 1,
+        progress: bool | None = None) -> BatchSummary:  # fmt: skip
     """Run a batch job (``command``: tag, embed or timeline) over ``inputs`` into Parquet shards in ``out_dir``.
 
     ``address``: None starts a local Ray instance; "auto" or HOST:PORT joins a running cluster. ``workers``:
     model actors (default: one per 2 CPUs of the cluster, at least 1); ``gpus_per_worker`` > 0 runs them on
-    GPUs. Returns a :class:`BatchSummary`; a finished shard is never redone, a failed file is a row."""
+    GPUs; ``threads``: PyTorch threads per actor on CPUs (results equal ``dymn tag`` run with as many threads).
+    Returns a :class:`BatchSummary`; a finished shard is never redone, a failed file is a row."""
     require("ray", "batch", "dymn batch")
     import ray
 
@@ -524,8 +526,9 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
 
     if command not in COMMANDS:
         raise UsageError(f"unknown batch command {command!r}; choose one of {', '.join(COMMANDS)}")
-    if batch_size < 1 or (workers is not None and workers < 1) or gpus_per_worker < 0 or top_k < 0:
-        raise UsageError("--batch-size and --workers must be at least 1, --gpus-per-worker and --top-k not negative")
+    if batch_size < 1 or (workers is not None and workers < 1) or gpus_per_worker < 0 or top_k < 0 or threads < 1:
+        raise UsageError("--batch-size, --workers and --threads must be at least 1, --gpus-per-worker and --top-k "
+                         "not negative")  # fmt: skip
     options: dict = {"batch_size": batch_size}
     if command == "tag":
         options.update(top_k=top_k, all_probabilities=bool(all_probabilities))
@@ -559,7 +562,7 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
     own = _connect(address)
     try:
         _run_pending(ray, net, command, options, pending, out, summary, workers, gpus_per_worker, batch_size,
-                     progress)  # fmt: skip
+                     threads, progress)  # fmt: skip
     finally:
         if own:
             ray.shutdown()
@@ -567,7 +570,8 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
     return summary
 
 
-def _run_pending(ray, net, command, options, pending, out, summary, workers, gpus, batch_size, progress) -> None:
+def _run_pending(ray, net, command, options, pending, out, summary, workers, gpus, batch_size, threads,
+                 progress) -> None:  # fmt: skip
     import ray.data
     from tqdm.auto import tqdm
 
@@ -594,7 +598,7 @@ def _run_pending(ray, net, command, options, pending, out, summary, workers, gpu
         _ModelWorker, batch_size=1, batch_format="numpy", num_cpus=0 if gpus else WORKER_CPUS, num_gpus=gpus,
         compute=ray.data.ActorPoolStrategy(size=workers),
         fn_constructor_kwargs={"model_ref": [ray.put(net)], "command": command, "options": options,
-                               "device": "cuda" if gpus else "cpu", "threads": WORKER_CPUS},
+                               "device": "cuda" if gpus else "cpu", "threads": threads},
     )  # fmt: skip
     pending_rows: dict[int, dict[int, dict]] = {s: {} for s in expected}
     show = progress if progress is not None else sys.stderr.isatty()

@@ -249,7 +249,7 @@ def cmd_batch(args) -> int:
                   workers=args.workers, gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
                   shard_size=args.shard_size, top_k=args.top_k, all_probabilities=args.all_probabilities,
                   window=args.window, hop=args.hop, events={"threshold": args.threshold, "median": args.median},
-                  progress=args.progress)  # fmt: skip
+                  threads=args.threads, progress=args.progress)  # fmt: skip
     print(summary.to_text())
     return 1 if summary.failed else 0
 
@@ -427,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Ray cluster: auto (the running one) or HOST:PORT (default: Ray on this machine)")  # fmt: skip
     ba.add_argument("--workers", type=int, default=None, help="model actors, one CPU each (default: 3/4 of the CPUs)")
     ba.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per model actor (0 = CPU)")
+    ba.add_argument("--threads", type=int, default=1, help="PyTorch threads per model actor on CPUs")
     ba.add_argument("--batch-size", type=int, default=8, help="clips per model call")
     ba.add_argument("--shard-size", type=int, default=1000, help="files per output shard")
     ba.add_argument("--top-k", type=int, default=10, help="tag: labels per file; timeline: per window (0 = all)")
