@@ -254,6 +254,16 @@ def cmd_batch(args) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_serve(args) -> int:
+    from .service.server import ServeConfig, serve
+
+    serve(ServeConfig(model=args.model, weights=args.weights, host=args.host, port=args.port,
+                      replicas=args.replicas, engine=args.engine, address=args.address,
+                      batching=not args.no_batching,
+                      limits={"max_upload_mb": args.max_upload_mb, "max_seconds": args.max_seconds}))  # fmt: skip
+    return 0
+
+
 def cmd_listen(args) -> int:
     from .live import LiveTagger, microphone_blocks, pcm_blocks, run_live
 
@@ -438,6 +448,21 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--median", type=int, default=3, help="timeline: median smoothing over N windows")
     ba.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="progress bar on stderr (default: on a terminal)")  # fmt: skip
+
+    sv = command("serve", "a tagging service: JSON API and a web page (FastAPI; uvicorn or Ray Serve)", cmd_serve)
+    sv.add_argument("--model", default=None,
+                    help=f"registry name or checkpoint (default {DEFAULT_MODEL}; a,b,c for an ensemble)")  # fmt: skip
+    sv.add_argument("--weights", default=None, help="local weights (see `dymn tag --help`)")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (0.0.0.0: every interface; only on networks you trust)")  # fmt: skip
+    sv.add_argument("--port", type=int, default=8000, help="TCP port")
+    sv.add_argument("--replicas", type=int, default=1, help="copies of the model serving requests")
+    sv.add_argument("--engine", choices=("uvicorn", "ray"), default="uvicorn",
+                    help="uvicorn: processes on this machine; ray: Ray Serve (replicas across a cluster)")  # fmt: skip
+    sv.add_argument("--address", default=None, help="Ray cluster for --engine ray (default: Ray on this machine)")
+    sv.add_argument("--max-upload-mb", type=float, default=50.0, help="larger uploads get 413")
+    sv.add_argument("--max-seconds", type=float, default=600.0, help="longer audio gets 413")
+    sv.add_argument("--no-batching", action="store_true", help="one clip per model call (for comparisons)")
 
     from .train.cli import register
 

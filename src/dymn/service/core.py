@@ -1,0 +1,201 @@
+"""What the service does with an upload, free of HTTP: decode it as ``dymn tag`` decodes a file, run the model
+with concurrent requests batched (clips of equal length together), and answer as ``dymn tag`` / ``dymn
+timeline`` / ``dymn embed`` would for that file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import AudioError, DymnError
+
+
+class ServiceError(DymnError):
+    """A request the service refuses, with the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Limits:
+    max_upload_mb: float = 50.0
+    max_seconds: float = 600.0
+    max_batch: int = 8  # clips per model call when requests arrive together
+    batch_wait_ms: float = 10.0  # how long the first clip of a batch waits for others
+    max_decoding: int = 4  # uploads decoded at once (bounds memory under load)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+class Batcher:
+    """Runs the model on batches of clips gathered from concurrent requests: the first clip waits up to
+    ``wait_ms`` for others of the same length; one model call at a time, in a worker thread."""
+
+    def __init__(self, tagger, max_batch: int = 8, wait_ms: float = 10.0, enabled: bool = True):
+        self.tagger = tagger
+        self.max_batch = max_batch if enabled else 1
+        self.wait = wait_ms / 1000.0 if enabled else 0.0
+        self.queue: asyncio.Queue | None = None
+        self.worker: asyncio.Task | None = None
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dymn-model")
+        self.batches = 0
+        self.clips = 0
+
+    async def run(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, embedding) of one clip."""
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            self.worker = asyncio.get_running_loop().create_task(self._work())
+        fut = asyncio.get_running_loop().create_future()
+        await self.queue.put((wave, fut))
+        return await fut
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        waiting: list = []
+        while True:
+            if not waiting:
+                waiting.append(await self.queue.get())
+            deadline = loop.time() + self.wait
+            while len(waiting) < self.max_batch * 4:
+                timeout = deadline - loop.time()
+                if timeout <= 0 and not self.queue.qsize():
+                    break
+                try:
+                    waiting.append(await asyncio.wait_for(self.queue.get(), max(timeout, 0)))
+                except asyncio.TimeoutError:
+                    break
+            # the oldest clip's length decides the batch: equal lengths only, as `dymn tag` batches
+            n = len(waiting[0][0])
+            batch = [w for w in waiting if len(w[0]) == n][: self.max_batch]
+            waiting = [w for w in waiting if not any(w is b for b in batch)]
+            try:
+                logits, emb = await loop.run_in_executor(self.pool, self.tagger.run_batch,
+                                                         np.stack([w for w, _ in batch]))  # fmt: skip
+                self.batches += 1
+                self.clips += len(batch)
+                for i, (_, fut) in enumerate(batch):
+                    if not fut.done():
+                        fut.set_result((logits[i], emb[i]))
+            except Exception as exc:  # a failed batch fails its requests, never the worker
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+
+
+class ServiceCore:
+    """The model and what the endpoints compute. ``model``: anything :func:`dymn.load` takes."""
+
+    def __init__(self, model=None, weights: str | None = None, limits: Limits | None = None, batching: bool = True,
+                 device: str = "cpu"):  # fmt: skip
+        from ..inference import Tagger
+        from ..loader import DEFAULT_MODEL, load
+
+        net = model if model is not None and not isinstance(model, str) else load(
+            model or (None if weights else DEFAULT_MODEL), weights=weights, device=device)  # fmt: skip
+        if not net.info.trained:
+            raise DymnError(f"{net.info.name} has a random classifier; serve a trained model such as {DEFAULT_MODEL}")
+        self.limits = limits or Limits()
+        self.tagger = Tagger(net, device=device, batch_size=self.limits.max_batch)
+        self.batcher = Batcher(self.tagger, self.limits.max_batch, self.limits.batch_wait_ms, batching)
+        self.decoding = asyncio.Semaphore(self.limits.max_decoding)
+        self.pool = ThreadPoolExecutor(max_workers=self.limits.max_decoding, thread_name_prefix="dymn-decode")
+
+    @property
+    def info(self):
+        return self.tagger.info
+
+    def describe(self) -> dict:
+        i = self.info
+        return {"name": i.name, "arch": i.arch, "task": i.task, "classes": i.num_classes,
+                "sample_rate": i.sample_rate, "embed_dim": i.embed_dim, "clip_seconds": i.clip_seconds,
+                "source": i.source, "labels": list(i.labels)}  # fmt: skip
+
+    # --- decoding -------------------------------------------------------------------------------------
+    def _decode_file(self, path: str, name: str, stream: bool) -> tuple[np.ndarray | None, float]:
+        from ..audio import audio_info, read_audio
+
+        try:
+            info = audio_info(path)
+        except AudioError as exc:
+            raise ServiceError(415, _named(str(exc), path, name)) from None
+        if info.duration > self.limits.max_seconds:
+            raise ServiceError(413, f"{name}: {info.duration:.1f} s of audio; this service takes at most "
+                                    f"{self.limits.max_seconds:g} s")  # fmt: skip
+        if stream:  # a timeline decodes its file itself, block by block
+            return None, info.duration
+        try:
+            decoded = read_audio(path, self.tagger.sample_rate, max_seconds=self.limits.max_seconds)
+        except AudioError as exc:
+            raise ServiceError(422, _named(str(exc), path, name)) from None
+        return decoded.wave, len(decoded.wave) / self.tagger.sample_rate
+
+    async def _with_file(self, data: bytes, name: str, fn):
+        """Run ``fn(path)`` on the upload written to a private temporary file (removed afterwards)."""
+        if not data:
+            raise ServiceError(422, f"{name}: the upload is empty; send an audio file")
+        async with self.decoding:
+            fd, path = tempfile.mkstemp(prefix="dymn-upload-", suffix=os.path.splitext(name)[1][:12])
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                return await asyncio.get_running_loop().run_in_executor(self.pool, fn, path)
+            finally:
+                os.unlink(path)
+
+    # --- the endpoints' work ---------------------------------------------------------------------------
+    async def tag(self, data: bytes, name: str, top_k: int = 10) -> dict:
+        from ..inference import TagResult, top_tags
+
+        wave, duration = await self._with_file(data, name, lambda p: self._decode_file(p, name, False))
+        logits, _ = await self.batcher.run(self._padded(wave))
+        probs = self.tagger.probabilities(logits[None])[0]
+        if not np.isfinite(probs).all():
+            raise ServiceError(422, f"{name}: the model's scores are not finite for this file")
+        result = TagResult(name, round(duration, 4), top_tags(probs, self.tagger.labels, top_k))
+        return {**result.to_dict(), "model": self.info.name}
+
+    async def embed(self, data: bytes, name: str) -> dict:
+        wave, duration = await self._with_file(data, name, lambda p: self._decode_file(p, name, False))
+        _, emb = await self.batcher.run(self._padded(wave))
+        return {"file": name, "duration": round(duration, 4), "model": self.info.name,
+                "embedding": [float(x) for x in emb]}  # fmt: skip
+
+    async def timeline(self, data: bytes, name: str, window: float = 10.0, hop: float = 1.0, threshold=0.5,
+                       median: int = 3, top_k: int = 10) -> dict:  # fmt: skip
+        from ..timelines import EventConfig, check_window_hop, detect_events, timeline
+
+        try:
+            check_window_hop(window, hop)
+            cfg = EventConfig(threshold=threshold, median=median)
+        except DymnError as exc:
+            raise ServiceError(422, str(exc)) from None
+
+        def run(path: str) -> dict:
+            self._decode_file(path, name, True)
+            try:
+                tl = timeline(path, window=window, hop=hop, tagger=self.tagger)
+            except AudioError as exc:
+                raise ServiceError(422, _named(str(exc), path, name)) from None
+            tl.source = name
+            return tl.to_dict(detect_events(tl, cfg), top_k=top_k, model=self.info.name)
+
+        return await self._with_file(data, name, run)
+
+    def _padded(self, wave: np.ndarray) -> np.ndarray:
+        # as Tagger.run_batch pads: short clips to the model's clip length, so they batch with each other
+        n = self.tagger.min_samples
+        return np.pad(wave, (0, n - len(wave))) if len(wave) < n else wave
+
+
+def _named(message: str, path: str, name: str) -> str:
+    return message.replace(path, name)

@@ -1,0 +1,56 @@
+"""The web page in a real headless Chromium (Debian's, driven by Playwright): upload a real clip through the
+page, see its top tag and the timeline; the screenshot is kept in test-artifacts/."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ..conftest import AUDIO, ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]  # fmt: skip
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright ([dev])")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def test_upload_through_the_page_shows_tags_and_timeline(real_server, browser):
+    page = browser.new_page(viewport={"width": 1100, "height": 1000})
+    failed = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.goto(real_server.url + "/")
+    page.wait_for_selector("text=Model mn04_as")
+    page.set_input_files("#file", str(AUDIO / "samples" / "applause.wav"))
+    page.wait_for_selector("#timeline-section:not(.hidden)", timeout=60_000)
+    first = page.locator("#tags .tag .name").first.inner_text()
+    assert first == "Applause"
+    assert "Done: applause.wav" in page.locator("#status").inner_text()
+    assert page.locator("#events tbody tr").count() >= 1 and "Applause" in page.locator("#events").inner_text()
+    size = page.evaluate("[document.getElementById('heat').width, document.getElementById('heat').height]")
+    assert size[0] > 300 and size[1] > 40
+    page.hover("#heat", position={"x": 240, "y": 14})
+    assert page.locator("#tip").is_visible() and "Applause" in page.locator("#tip").inner_text()
+    with page.expect_download() as dl:
+        page.click("#download")
+    assert dl.value.suggested_filename == "applause.dymn.json"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve-page.png"), full_page=True)
+    assert not [u for u in failed if not u.startswith(real_server.url)]  # nothing fetched from elsewhere
+    # a bad upload shows the service's message, and the page goes on working
+    bad = ARTIFACTS / "not-audio.wav"
+    bad.write_text("this is not audio")
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector("#status.error")
+    assert "not a readable audio file" in page.locator("#status").inner_text()
+    page.close()
