@@ -70,8 +70,8 @@ def test_shell_examples_run(workdir, capsys):
     for block in blocks("bash"):
         for cmd in commands(block):
             argv = shlex.split(cmd)[1:]
-            if argv[:1] == ["install"] or any(d in cmd for d in NEEDS_DATASETS):
-                continue
+            if argv[:1] in (["install"], ["serve"]) or any(d in cmd for d in NEEDS_DATASETS):
+                continue  # `dymn serve` runs until stopped: test_serve_example_runs
             assert main(argv) == 0, f"README command failed: {cmd}\n{capsys.readouterr().err}"
             ran += 1
     assert ran >= 4
@@ -108,3 +108,31 @@ def test_synopsis_flags_exist():
         known = {s for a in sub.choices[command]._actions for s in a.option_strings}
         for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-o)\b", line.split("#")[0]):
             assert flag in known, f"README synopsis: dymn {command} has no {flag}"
+
+
+def test_serve_example_runs(workdir, release_cache):
+    """The `dymn serve` block: the server as a real process (on a free port), then its curl lines."""
+    import os
+    import subprocess
+
+    pytest.importorskip("fastapi", reason="the service needs the [serve] extra")
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    from .service.conftest import Server
+
+    (block,) = [b for b in blocks("bash") if "dymn serve" in b]
+    serve_cmd = next(c for c in commands(block) if c.startswith("dymn serve"))
+    args = shlex.split(serve_cmd)[2:]
+    if not REAL_WEIGHTS.exists():  # a stand-in of mn04_as cannot pass its published sha256 in another process
+        release_cache("mn01_as")
+        args = ["mn01_as" if a == "mn04_as" else a for a in args]
+    server = Server(args, {**os.environ})  # Server adds --port
+    try:
+        curls = [line.split("  #")[0].strip() for line in block.splitlines() if line.startswith("curl ")]
+        assert len(curls) >= 2
+        for line in curls:
+            line = line.replace("127.0.0.1:8000", f"127.0.0.1:{server.port}")
+            out = subprocess.run(shlex.split(line), capture_output=True, text=True, timeout=120, cwd=workdir)
+            assert out.returncode == 0 and '"model"' in out.stdout and '"error"' not in out.stdout, out.stdout
+    finally:
+        server.stop()

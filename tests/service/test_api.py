@@ -2,6 +2,7 @@
 every kind of bad request, concurrent requests batched."""
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -93,3 +94,31 @@ def test_concurrent_requests_are_batched(real_server):
 def test_usage_errors_are_one_line(capsys):
     assert main(["serve", "--replicas", "0"]) == 2
     assert "--replicas" in capsys.readouterr().err
+
+
+def test_ray_serve_engine_runs_the_same_app_and_stops_cleanly(release_cache, tmp_path):
+    pytest.importorskip("ray.serve", reason="--engine ray needs ray[serve]")
+    psutil = pytest.importorskip("psutil")
+    import os
+
+    from .conftest import Server
+
+    release_cache("mn01_as")
+    clip = tmp_path / "tone.wav"
+    sf.write(clip, (np.sin(np.arange(32000 * 3) * 0.05) * 0.3).astype(np.float32), 32000)
+    server = Server(["--engine", "ray", "--model", "mn01_as"], {**os.environ})
+    try:
+        r = _post(server, "/v1/tag", clip.read_bytes(), "tone.wav", top_k=3)
+        assert r.status_code == 200 and len(r.json()["tags"]) == 3
+        assert _post(server, "/v1/tag", b"not audio").status_code == 415
+        assert httpx.get(server.url + "/v1/models").json()["models"][0]["name"] == "mn01_as"
+    finally:
+        server.stop()  # SIGTERM: Serve and Ray shut down with it
+
+    def replicas():
+        return [p for p in psutil.process_iter(["cmdline"]) if "ServeReplica:dymn" in " ".join(p.info["cmdline"] or [])]
+
+    end = time.monotonic() + 30
+    while replicas() and time.monotonic() < end:
+        time.sleep(0.5)
+    assert not replicas()

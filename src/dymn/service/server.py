@@ -85,7 +85,6 @@ def serve(config: ServeConfig) -> None:
 def _serve_ray(config: ServeConfig) -> None:
     """Ray Serve: ``replicas`` copies of the same app (each with its model and batching) behind Serve's proxy."""
     require("ray", "serve", "dymn serve --engine ray")
-    import functools
     import logging
     import time
 
@@ -96,11 +95,20 @@ def _serve_ray(config: ServeConfig) -> None:
 
     _check_address(config.address)
     build_app(config)  # fails here, with one line, for a bad model
+    import signal
+    import sys
+
+    # SIGTERM (a service manager stopping us) shuts Serve and Ray down as Ctrl-C does, leaving no processes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     _quiet_ray()
     ray.init(address=config.address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     try:
         rs.start(http_options={"host": config.host, "port": config.port}, logging_config={"log_level": "WARNING"})
-        builder = functools.partial(build_app, asdict(config))
+        settings = asdict(config)
+
+        def builder():  # run in each replica: Serve tells a builder from an ASGI app by its signature
+            return build_app(settings)
+
         deployment = rs.deployment(rs.ingress(builder)(), name="dymn", num_replicas=config.replicas,
                                    ray_actor_options={"num_cpus": 1}, max_ongoing_requests=64)  # fmt: skip
         rs.run(deployment.bind(), name="dymn", route_prefix="/")
