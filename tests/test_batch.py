@@ -164,7 +164,7 @@ def _wait_for(cond, seconds: float) -> bool:
 
 def test_stopped_job_resumes_to_the_uninterrupted_result(tmp_path, release_cache):
     release_cache(SLOW)
-    data = _corpus(tmp_path / "data", 63, seconds=10.0)
+    data = _corpus(tmp_path / "data", 111, seconds=10.0)  # 112 files with the broken one: 7 shards
     args = ["tag", str(data), "--model", SLOW, "--shard-size", "16", "--batch-size", "1"]
     part = tmp_path / "part"
     proc = subprocess.Popen(_cli(*args, "-o", str(part)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -172,12 +172,12 @@ def test_stopped_job_resumes_to_the_uninterrupted_result(tmp_path, release_cache
     proc.send_signal(signal.SIGINT)  # Ctrl-C half-way
     _, err = proc.communicate(timeout=120)
     done = len(list(part.glob("*.parquet")))
-    assert proc.returncode == 130 and 1 <= done < 4 and "Traceback" not in err, err[-2000:]
+    assert proc.returncode == 130 and 1 <= done < 7 and "Traceback" not in err, (proc.returncode, done, err[-2000:])
     assert not [p for p in part.iterdir() if p.name.endswith(".tmp")]  # complete shards only
     again = subprocess.run(_cli(*args, "-o", str(part)), capture_output=True, text=True, timeout=300)
     assert f"{done * 16} skipped as already done" in again.stdout, again.stdout + again.stderr[-2000:]
     full = run("tag", [str(data)], str(tmp_path / "full"), model=SLOW, shard_size=16, batch_size=1, progress=False)
-    assert full.done == 64
+    assert full.done == 112
     assert sorted(p.name for p in part.glob("*.parquet")) == sorted(
         p.name for p in (tmp_path / "full").glob("*.parquet")
     )
@@ -187,7 +187,7 @@ def test_stopped_job_resumes_to_the_uninterrupted_result(tmp_path, release_cache
 def test_killed_model_actor_is_retried_and_every_input_appears_once(tmp_path, release_cache):
     psutil = pytest.importorskip("psutil")
     release_cache(SLOW)
-    data = _corpus(tmp_path / "data", 63, seconds=10.0)
+    data = _corpus(tmp_path / "data", 111, seconds=10.0)
     out = tmp_path / "out"
     cmd = _cli("tag", str(data), "--model", SLOW, "--shard-size", "16", "--batch-size", "1", "-o", str(out))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -203,12 +203,15 @@ def test_killed_model_actor_is_retried_and_every_input_appears_once(tmp_path, re
     assert _wait_for(lambda: len(list(out.glob("*.parquet"))) >= 1 and actors(), 180), "no model actor seen"
     killed = actors()
     for p in killed:
-        p.kill()  # SIGKILL: the process is gone mid-job
+        try:
+            p.kill()  # SIGKILL: the process is gone mid-job
+        except psutil.NoSuchProcess:
+            pass
     stdout, stderr = proc.communicate(timeout=300)
-    assert killed and len(list(out.glob("*.parquet"))) == 4
-    assert proc.returncode == 1 and "64 files done (1 failed)" in stdout, stderr[-3000:]
+    assert killed and len(list(out.glob("*.parquet"))) == 7
+    assert proc.returncode == 1 and "112 files done (1 failed)" in stdout, stderr[-3000:]
     paths = [r["path"] for r in _rows(out)]
-    assert len(paths) == len(set(paths)) == 64
+    assert len(paths) == len(set(paths)) == 112
 
 
 def test_two_node_cluster(tmp_path, release_cache):
