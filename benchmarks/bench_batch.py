@@ -23,9 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+from _common import SHARED, private_cache, pss
 
 
 def make_corpus(dst: Path, n: int) -> Path:
@@ -49,36 +47,12 @@ def make_corpus(dst: Path, n: int) -> Path:
     return dst
 
 
-def _pss(pid: int) -> int:
-    """PSS of the process tree of ``pid`` and of every Ray process on the machine, each process counted once
-    (a local Ray instance's GCS and raylet are the driver's children; its workers are not)."""
-    import psutil
-
-    procs = {}
-    try:
-        root = psutil.Process(pid)
-        procs = {q.pid: q for q in [root, *root.children(recursive=True)]}
-    except psutil.NoSuchProcess:
-        pass
-    for q in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(q.info["cmdline"] or [])
-        if "ray::" in cmd or "raylet" in cmd or "gcs_server" in cmd or "/ray/" in cmd:
-            procs[q.pid] = q
-    total = 0
-    for q in procs.values():
-        try:
-            total += q.memory_full_info().pss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
-
-
 def timed(cmd: list[str], env: dict, kill_after_shards: tuple[Path, int] | None = None) -> tuple[float, int, str]:
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak = 0
     while proc.poll() is None:
-        peak = max(peak, _pss(proc.pid))
+        peak = max(peak, pss(proc.pid))
         if kill_after_shards and len(list(kill_after_shards[0].glob("*.parquet"))) >= kill_after_shards[1]:
             proc.send_signal(signal.SIGKILL)
             break
@@ -93,11 +67,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=1000)
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dymn-batch-"))
-    env = {**os.environ, "DYMN_CACHE": str(work / "cache")}
-    weights = SHARED / "weights" / "mn04_as_mAP_432.pt"
-    if a.model == "mn04_as" and weights.is_file():
-        (work / "cache").mkdir()
-        shutil.copy(weights, work / "cache" / weights.name)
+    env = private_cache(work, a.model)
     corpus = make_corpus(work / "corpus", a.files)
     dymn = [sys.executable, "-m", "dymn.cli"]
     batch = [*dymn, "batch", "tag", str(corpus), "--model", a.model, "--shard-size", "100"]

@@ -27,11 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_batch import _pss  # noqa: E402
+from _common import SHARED, private_cache, pss
 
 
 def clips() -> list[tuple[str, bytes]]:
@@ -110,7 +106,7 @@ def run_config(name: str, args: list[str], env: dict, n: int, clients: int, good
 
         def sample():
             while not stop.is_set():
-                peak[0] = max(peak[0], _pss(proc.pid))
+                peak[0] = max(peak[0], pss(proc.pid))
                 stop.wait(0.5)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -138,11 +134,7 @@ def main() -> None:
     ap.add_argument("--engines", default="uvicorn,ray")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dymn-serve-"))
-    env = {**os.environ, "DYMN_CACHE": str(work / "cache")}
-    weights = SHARED / "weights" / "mn04_as_mAP_432.pt"
-    if a.model == "mn04_as" and weights.is_file():
-        (work / "cache").mkdir()
-        shutil.copy(weights, work / "cache" / weights.name)
+    env = private_cache(work, a.model)
     good, bad = clips(), bad_uploads()
     configs = []
     for engine in a.engines.split(","):

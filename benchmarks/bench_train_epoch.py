@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+from _common import SHARED, private_cache
 
 
 def make_set(dst: Path, classes: int, per_class: int) -> Path:
@@ -51,11 +50,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dymn-epoch-"))
-    os.environ["DYMN_CACHE"] = str(work / "cache")
-    weights = SHARED / "weights" / "mn04_as_mAP_432.pt"
-    if args.model == "mn04_as" and weights.is_file():
-        (work / "cache").mkdir()
-        shutil.copy(weights, work / "cache" / weights.name)
+    os.environ.update(private_cache(work, args.model))
     import torch
     from lightning.pytorch.profilers import SimpleProfiler
 
