@@ -64,7 +64,7 @@ def test_bad_requests_get_clear_json_errors_and_the_service_stays_up(real_server
     sf.write(long, np.zeros(16000 * 40, np.int16), 16000)
     assert "at most 30 s" in err(_post(real_server, "/v1/tag", long.read_bytes(), "long.wav"), 413)
     assert "not a readable audio file" in err(_post(real_server, "/v1/tag", b"hello, not audio"), 415)
-    assert "empty" in err(_post(real_server, "/v1/tag", b""), 422)
+    assert "holds no audio" in err(_post(real_server, "/v1/tag", b""), 422)
     assert "top_k" in err(_post(real_server, "/v1/tag", CLIP.read_bytes(), top_k=-2), 422)
     assert "hop" in err(_post(real_server, "/v1/timeline", CLIP.read_bytes(), hop=0), 422)
     assert "top_k" in err(_post(real_server, "/v1/tag", CLIP.read_bytes(), top_k="many"), 422)

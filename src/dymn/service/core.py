@@ -142,7 +142,8 @@ class ServiceCore:
     async def _with_file(self, data: bytes, name: str, fn):
         """Run ``fn(path)`` on the upload written to a private temporary file (removed afterwards)."""
         if not data:
-            raise ServiceError(422, f"{name}: the upload is empty; send an audio file")
+            raise ServiceError(422, "the request holds no audio: send a file (multipart field 'file') or the raw "
+                                    "bytes as the body")  # fmt: skip
         async with self.decoding:
             fd, path = tempfile.mkstemp(prefix="dymn-upload-", suffix=os.path.splitext(name)[1][:12])
             try:
