@@ -22,6 +22,8 @@ class FrontendConfig:
     n_fft: int = 1024
     fmin: float = 0.0
     fmax: float | None = None
+    # None: log(mel + 1e-5) (EfficientAT); a value: log(max(mel, value)) (the 16 kHz SED models: 1e-7)
+    log_floor: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,8 +89,10 @@ class MelFrontend(nn.Module):
         fmax: float | None = None,
         fmin_aug_range: int = 10,
         fmax_aug_range: int = 2000,
+        log_floor: float | None = None,
     ):
         super().__init__()
+        self.log_floor = log_floor
         if fmin_aug_range < 1 or fmax_aug_range < 1:
             raise ValueError("fmin_aug_range and fmax_aug_range must be >= 1 (1 = no augmentation)")
         if win_length > n_fft:
@@ -124,6 +128,7 @@ class MelFrontend(nn.Module):
             n_fft=cfg.n_fft,
             fmin=cfg.fmin,
             fmax=cfg.fmax,
+            log_floor=cfg.log_floor,
             **kwargs,
         )
 
@@ -198,7 +203,7 @@ class MelFrontend(nn.Module):
                 mel = torch.bmm(self._train_banks(power.shape[0], power.device), power.float())
             else:
                 mel = torch.matmul(self.mel_basis, power.float())
-            mel = torch.log(mel + 1e-5)
+            mel = torch.log(mel + 1e-5) if self.log_floor is None else torch.log(mel.clamp(min=self.log_floor))
         if self.training:
             if self.freqm > 0:
                 mel = _mask_along_axis(mel, self.freqm, axis=1)
