@@ -131,7 +131,8 @@ def _load_safetensors(p: Path) -> Checkpoint:
 # sane ranges for what a file may ask us to build (a hostile file must not make us allocate terabytes)
 _FRONTEND_RANGES = {"sample_rate": (1000, 384000), "n_mels": (8, 512), "win_length": (16, 16384),
                     "hop_length": (1, 16384), "n_fft": (16, 16384)}  # fmt: skip
-_ARCH_RANGES = {"width_mult": (0.05, 8.0), "num_classes": (1, 100_000), "dyconv_k": (1, 16), "dyrelu_k": (1, 16),
+_ARCH_RANGES = {"width_mult": (0.05, 8.0), "num_classes": (1, 100_000), "seq_model_dim": (1, 8192),
+                "seq_model_layers": (1, 32), "seq_len": (1, 100_000), "dyconv_k": (1, 16), "dyrelu_k": (1, 16),
                 "context_ratio": (1, 64), "max_context_size": (1, 4096), "min_context_size": (1, 4096),
                 "se_r": (1, 1024), "input_dim_f": (1, 4096), "input_dim_t": (1, 100_000),
                 "multihead_attention_heads": (1, 64)}  # fmt: skip
@@ -149,14 +150,15 @@ def validate_meta(meta, where: str | os.PathLike) -> dict:
     """Check a checkpoint's metadata (types and sane ranges) before anything is built from it."""
     from .models.dymn import DyMNConfig
     from .models.mn import MNConfig
+    from .models.sed import FrameMNConfig
 
     where = Path(where)
     if not isinstance(meta, dict):
         raise WeightsError(f"{where}: dymn metadata must be a mapping")
-    configs = {"mn": MNConfig, "dymn": DyMNConfig}
+    configs = {"mn": MNConfig, "dymn": DyMNConfig, "fmn": FrameMNConfig}
     arch = meta.get("arch")
     if not isinstance(arch, str) or arch not in configs:
-        raise WeightsError(f"{where}: unknown architecture {arch!r:.60} in the metadata (expected mn or dymn)")
+        raise WeightsError(f"{where}: unknown architecture {arch!r:.60} in the metadata (expected mn, dymn or fmn)")
     arch_config = meta.get("arch_config")
     if not isinstance(arch_config, dict):
         raise WeightsError(f"{where}: the metadata has no architecture config")
@@ -183,6 +185,8 @@ def validate_meta(meta, where: str | os.PathLike) -> dict:
     for key in ("fmin", "fmax"):
         if frontend.get(key) is not None:
             _number(frontend[key], 0, 192000, f"frontend {key}", where)
+    if frontend.get("log_floor") is not None:
+        _number(frontend["log_floor"], 1e-30, 1.0, "frontend log_floor", where)
     labels = meta.get("labels")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
         raise WeightsError(f"{where}: labels in the metadata must be a list of strings")

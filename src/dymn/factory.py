@@ -18,9 +18,11 @@ from .models.dymn import DyMN, DyMNConfig
 from .models.heads import last_layer_keys, reset_last_layer
 from .models.layers import make_divisible
 from .models.mn import MN, MNConfig
+from .models.sed import FrameMN, FrameMNConfig, remap_keys
 from .registry import PretrainedCfg, list_models
 
-ARCHS = {"mn": (MN, MNConfig), "dymn": (DyMN, DyMNConfig)}
+ARCHS = {"mn": (MN, MNConfig), "dymn": (DyMN, DyMNConfig), "fmn": (FrameMN, FrameMNConfig)}
+_SED_HEADS = ("strong_head.", "weak_head.")
 
 
 def _build(arch: str, options: dict) -> nn.Module:
@@ -36,6 +38,8 @@ def _build(arch: str, options: dict) -> nn.Module:
 
 
 def _num_classes_in(sd: dict[str, torch.Tensor], head_type: str) -> int | None:
+    if head_type == "sed" and "strong_head.bias" in sd:
+        return int(sd["strong_head.bias"].shape[0])
     if head_type == "mlp" and "classifier.5.bias" in sd:
         return int(sd["classifier.5.bias"].shape[0])
     if head_type == "fully_convolutional" and "classifier.1.bias" in sd:
@@ -49,6 +53,10 @@ def _num_classes_in(sd: dict[str, torch.Tensor], head_type: str) -> int | None:
 
 def _file_hints(model: nn.Module, sd: dict[str, torch.Tensor]) -> str:
     """What the file seems to hold, where it differs from the model (width, head)."""
+    if model.arch == "fmn":
+        kind = next((t for t, k in (("tf", ".pos_encoding."), ("gru", ".gru."), ("hybrid", ".rnn.")) if any(k in x
+                      for x in sd)), None) if any(x.startswith("seq_model.") for x in sd) else "no"  # fmt: skip
+        return f"; the file has {kind or 'a'} sequence model" if kind != model.config.seq_model_type else ""
     hints = []
     stem = sd.get("features.0.0.weight", sd.get("in_c.0.weight"))
     last = sd.get("features.16.0.weight", sd.get("out_c.0.weight"))
@@ -90,8 +98,11 @@ def load_weights_strict(model: nn.Module, sd: dict[str, torch.Tensor], source: s
                            f"in the file, {own[k].dtype} in the model)")  # fmt: skip
     if missing or unexpected or wrong:
         cfg = model.config
-        desc = f"{model.arch} (width_mult={cfg.width_mult}, head_type={cfg.head_type}"
-        desc += f", se_dims={cfg.se_dims})" if model.arch == "mn" else f", use_dy_blocks={cfg.use_dy_blocks})"
+        if model.arch == "fmn":
+            desc = f"fmn (width_mult={cfg.width_mult}, seq_model={cfg.seq_model_type} {cfg.seq_model_dim or ''})"
+        else:
+            desc = f"{model.arch} (width_mult={cfg.width_mult}, head_type={cfg.head_type}"
+            desc += f", se_dims={cfg.se_dims})" if model.arch == "mn" else f", use_dy_blocks={cfg.use_dy_blocks})"
         parts = []
         if wrong:
             k = wrong[0]
@@ -115,7 +126,9 @@ def layout_fits(cfg: PretrainedCfg, sd: dict[str, torch.Tensor], any_classes: bo
     ``any_classes`` ignores the class layer's size (fine-tuned files)."""
     with torch.device("meta"):
         own = {k: tuple(v.shape) for k, v in _build(cfg.arch, dict(cfg.arch_config)).state_dict().items()}
-    skip = _HEAD_KEYS if any_classes else ()
+    if cfg.arch == "fmn":
+        sd = remap_keys(sd)
+    skip = (_HEAD_KEYS + _SED_HEADS) if any_classes else ()
     return set(own) == set(sd) and all(own[k] == tuple(sd[k].shape) for k in own if not k.startswith(skip))
 
 
@@ -150,32 +163,38 @@ def build_network(
     A ``num_classes`` override that differs from the file re-initialises only the last classifier layer.
     """
     options = {**options, **overrides}
-    head_type = options.get("head_type", "mlp")
-    file_classes = _num_classes_in(ckpt.state_dict, head_type) if ckpt else None
+    head_type = "sed" if arch == "fmn" else options.get("head_type", "mlp")
+    state = (remap_keys(ckpt.state_dict) if arch == "fmn" else ckpt.state_dict) if ckpt else None
+    file_classes = _num_classes_in(state, head_type) if ckpt else None
     if file_classes is not None and "num_classes" not in overrides:
         options["num_classes"] = file_classes  # a fine-tuned plain state dict keeps its class count
     model = _build(arch, options)
     num_classes = model.config.num_classes
     if ckpt is not None:
-        sd = dict(ckpt.state_dict)
+        sd = dict(state)
         replace_head = file_classes is not None and file_classes != num_classes
+        last = _SED_HEADS if arch == "fmn" else last_layer_keys(head_type)
         if replace_head:
-            sd = {k: v for k, v in sd.items() if not k.startswith(last_layer_keys(head_type))}
+            sd = {k: v for k, v in sd.items() if not k.startswith(last)}
             for k, v in model.state_dict().items():
-                if k.startswith(last_layer_keys(head_type)):
+                if k.startswith(last):
                     sd[k] = v
         load_weights_strict(model, sd, source=source)
         bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
             raise WeightsError(f"{source}: {len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]})")
         if replace_head:
-            reset_last_layer(model, head_type)
+            if arch == "fmn":
+                for head in (model.strong_head, model.weak_head):
+                    head.reset_parameters()
+            else:
+                reset_last_layer(model, head_type)
             label_spec = None
         if arch == "dymn":
             model.set_temperature(model.config.T_max if temperature is None else temperature)
     if isinstance(label_spec, (list, tuple)) and label_spec:
         labels = check_labels(label_spec, num_classes, source)
-    else:  # "audioset" or none recorded: AudioSet names for 527 outputs, class_i otherwise
+    else:  # "audioset" or none recorded: AudioSet names for 527 (447: AudioSet-Strong) outputs, else class_i
         labels = default_labels(num_classes)
     model.info = model.info.replace(labels=labels, frontend=frontend, task=task, config=model.config.to_dict())
     return model.eval()

@@ -117,6 +117,9 @@ class Tagger:
 
             model = load(model)
         self.info: ModelInfo = model.info
+        if self.info.level == "frame":
+            raise UsageError(f"{self.info.name} is a frame-level sound event detector: use `dymn detect` "
+                             "(dymn.detect); tags, timelines and embeddings need a tagger (dymn10_as)")  # fmt: skip
         if fast and is_network(model):
             from .optimized import optimize
 

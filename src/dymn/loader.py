@@ -133,7 +133,10 @@ def _load_network(name: str | None, weights, pretrained: bool, overrides: dict):
                               entry.frontend, "multilabel", entry.temperature)  # fmt: skip
         model_name = entry.name
     elif name in ARCHS:
-        model = build_network(name, {}, overrides, ckpt, source, "audioset", FrontendConfig(), "multilabel",
+        from .registry import SED_FRONTEND
+
+        frontend = SED_FRONTEND if name == "fmn" else FrontendConfig()
+        model = build_network(name, {}, overrides, ckpt, source, "audioset", frontend, "multilabel",
                               1.0 if ckpt is not None else None)  # fmt: skip
         model_name = name
     else:  # a plain state dict and no architecture

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 TASKS = ("multilabel", "singlelabel")
 INPUTS = ("spectrogram", "waveform")
+LEVELS = ("clip", "frame")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class ModelInfo:
     # the clip length the model was trained on: shorter clips are zero-padded to it before tagging
     # (measured better than the raw clip, benchmarks/results/short-clips-cpu.md); None = no padding
     clip_seconds: float | None = 10.0
+    # "clip": model(x) -> (logits (B, C), embedding (B, D)), a tagger; "frame": model(x) -> (frame logits
+    # (B, C, F), clip logits (B, C)), a detector that scores F frames per clip_seconds of audio
+    level: Literal["clip", "frame"] = "clip"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(str(lab) for lab in self.labels))
@@ -60,6 +64,8 @@ class ModelInfo:
             raise WeightsError(f"model task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.input not in INPUTS:
             raise WeightsError(f"model input must be one of {', '.join(INPUTS)}, got {self.input!r}")
+        if self.level not in LEVELS:
+            raise WeightsError(f"model level must be one of {', '.join(LEVELS)}, got {self.level!r}")
 
     @property
     def num_classes(self) -> int:
@@ -117,11 +123,16 @@ class AudioModel(Protocol):
 
 
 def default_labels(num_classes: int) -> tuple[str, ...]:
-    """AudioSet names for 527 outputs, else ``class_0 ...``: what a freshly built network is given."""
+    """AudioSet names for 527 outputs (AudioSet-Strong names for 447), else ``class_0 ...``: what a freshly
+    built network is given."""
     if num_classes == 527:
         from .labels import audioset_names
 
         return tuple(audioset_names())
+    if num_classes == 447:
+        from .labels import audioset_strong_labels
+
+        return tuple(lab.name for lab in audioset_strong_labels())
     return tuple(f"class_{i}" for i in range(num_classes))
 
 
@@ -149,7 +160,7 @@ class NetworkMixin:
         cfg = self.config
         self.info = ModelInfo(
             name=self.arch, arch=self.arch, labels=default_labels(cfg.num_classes), config=cfg.to_dict(),
-            embed_dim=int(self.embed_dim),
+            embed_dim=int(self.embed_dim), level=getattr(self, "level", "clip"),
         )  # fmt: skip
 
     @property

@@ -11,6 +11,10 @@ from .errors import UnknownModelError
 from .frontend import FrontendConfig
 
 RELEASE_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
+PRETRAINED_SED_URL = "https://github.com/fschmid56/PretrainedSED/releases/download/v0.0.1/"
+EFFICIENT_SED_URL = "https://github.com/theMoro/EfficientSED/releases/download/v0.0.1/"
+# The frame-level SED models' input: 16 kHz, n_fft 512, symmetric Hann 400, hop 160, mels 0-7000 Hz, log(max(x, 1e-7))
+SED_FRONTEND = FrontendConfig(sample_rate=16000, n_mels=128, win_length=400, hop_length=160, n_fft=512, log_floor=1e-7)
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,17 @@ class PretrainedCfg:
     temperature: float | None = 1.0
     tagger: bool = True  # False for ImageNet initialisations (random classifier)
     notes: str = ""
+    base_url: str | None = None  # None: EfficientAT's release (RELEASE_URL)
+    psds1: float | None = None  # frame-level detectors: AudioSet-Strong PSDS1 (macro-averaged, %), as published
 
     @property
     def url(self) -> str:
-        return RELEASE_URL + self.filename
+        return (self.base_url or RELEASE_URL) + self.filename
+
+    @property
+    def level(self) -> str:
+        """"clip" for taggers, "frame" for the frame-level detectors."""
+        return "frame" if self.arch == "fmn" else "clip"
 
     @property
     def width_mult(self) -> float:
@@ -164,6 +175,40 @@ _dymn("dymn20_as(3)", "dymn20_as_mAP_490.pt", 2.0, 49.0)
 _dymn("dymn04_replace_se_as", "dymn04_replace_se_as.pt", 0.4, replace_se=True, notes="mAP not published")
 _dymn("dymn10_replace_se_as", "dymn10_replace_se_as.pt", 1.0, replace_se=True,
       notes="mAP not published; the reference URL has a stray leading space")  # fmt: skip
+
+
+# --- frame-level SED (PretrainedSED, EfficientSED): 447 AudioSet-Strong classes, 40 ms frames -------------
+def _fmn(name, filename, width, params, psds1=None, seq=None, dim=None, base=EFFICIENT_SED_URL, notes=""):
+    arch = {"width_mult": width}
+    if seq:
+        arch.update(seq_model_type=seq, seq_model_dim=dim)
+    register(PretrainedCfg(name, "fmn", arch, SED_FRONTEND, filename, labels="audioset_strong", num_classes=447,
+                           params=params, temperature=None, base_url=base, psds1=psds1, notes=notes))  # fmt: skip
+
+
+_fmn("frame_mn06", "frame_mn06_strong_1.pt", 0.6, 1_615_022, base=PRETRAINED_SED_URL, notes="PretrainedSED")
+_fmn("frame_mn10", "frame_mn10_strong_1.pt", 1.0, 3_830_798, base=PRETRAINED_SED_URL, notes="PretrainedSED")
+for _w, _params, _psds in [(0.4, 860_318, 39.52), (0.6, 1_615_022, 40.75), (1.0, 3_830_798, 42.28),
+                           (2.0, 13_359_254, 43.86), (3.0, 28_574_734, 44.24)]:  # fmt: skip
+    _fmn(f"fmn{_WIDTH_TAG.get(_w, '06')}", f"fmn{_WIDTH_TAG.get(_w, '06')}_strong.pt", _w, _params, _psds)
+# (width, sequence model, dim, parameters (the tf ones include their fixed rotary frequencies), PSDS1)
+for _w, _seq, _dim, _params, _psds in [
+    (1.0, "tf", 128, 3_607_214, 42.75), (1.0, "tf", 256, 5_028_286, 43.86), (1.0, "tf", 512, 10_229_726, 44.11),
+    (1.0, "tf", 1024, 30_069_790, 44.55), (1.0, "hybrid", 128, 3_801_806, 43.45),
+    (1.0, "hybrid", 256, 5_810_702, 44.05), (1.0, "hybrid", 512, 13_367_438, 44.32),
+    (1.0, "hybrid", 1024, 42_636_686, 44.48), (1.0, "gru", 128, 4_334_990, 43.13), (1.0, "gru", 256, 6_483_854, 43.53),
+    (1.0, "gru", 512, 13_140_878, 43.96), (1.0, "gru", 1024, 35_892_110, 44.50), (0.4, "tf", 104, 912_048, 40.10),
+    (0.4, "hybrid", 104, 1_041_026, 41.37), (0.4, "gru", 104, 1_204_670, 40.81), (0.6, "tf", 160, 1_954_834, 41.78),
+    (0.6, "hybrid", 160, 2_259_518, 42.54), (0.6, "gru", 160, 2_557_358, 40.37), (2.0, "tf", 512, 19_391_462, 45.13),
+    (2.0, "hybrid", 512, 22_529_174, 45.44), (2.0, "gru", 512, 24_760_214, 44.94),
+    (3.0, "tf", 768, 43_078_910, 45.64), (3.0, "hybrid", 768, 50_144_782, 45.67), (3.0, "gru", 768, 54_818_446, 45.77),
+]:  # fmt: skip
+    _t = _WIDTH_TAG.get(_w, "06")
+    _fmn(f"fmn{_t}_{_seq}{_dim}", f"fmn{_t}+{_seq}-{_dim}_strong.pt", _w, _params, _psds, _seq, _dim,
+         notes="layout derived: the reference cannot build it (hybrid below 128)" if _dim < 128 and _seq == "hybrid"
+         else "")  # fmt: skip
+_fmn("fmn10_tf256_advkd", "fmn10+tf-256_advanced-kd-weak-strong.pt", 1.0, 5_028_286, 45.25, "tf", 256,
+     notes="advanced KD (weak and strong teachers)")
 
 
 def _canonical(name: str) -> str:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..model import NetworkMixin
 from .layers import ConvNormAct, block_table
 from .mn import ConcurrentSEBlock
 
@@ -274,10 +275,11 @@ class _Holder(nn.Module):
         self.fmn = FrameBackbone(width_mult)
 
 
-class FrameMN(nn.Module):
+class FrameMN(NetworkMixin, nn.Module):
     """A frame-level SED network: (B, 1, 128, T) -> (strong (B, C, 250), weak (B, C)) logits."""
 
     arch = "fmn"
+    level = "frame"
 
     def __init__(self, config: FrameMNConfig | None = None, **kwargs):
         super().__init__()
@@ -289,6 +291,7 @@ class FrameMN(nn.Module):
         self.strong_head = nn.Linear(out_dim, config.num_classes)
         self.weak_head = nn.Linear(out_dim, config.num_classes)
         self._init_weights()
+        self._init_info()
 
     def _init_weights(self) -> None:
         for m in self.model.modules():
