@@ -76,3 +76,91 @@ def test_median_window_must_be_odd():
     x = np.arange(5.0)[:, None]
     assert median_filter(x, 3)[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert median_filter(np.array([[0.0], [9.0], [0.0]]), 3)[:, 0].tolist() == [0.0, 0.0, 0.0]
+
+
+DETECTOR = "fmn04_tf104"  # small; a stand-in of its released layout
+
+
+@pytest.fixture()
+def sed_cache(release_cache):
+    return release_cache(DETECTOR)
+
+
+def _wav(path, seconds, sr=16000, seed=0):
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    sf.write(path, (rng.standard_normal(int(seconds * sr)) * 0.1).astype(np.float32), sr)
+    return path
+
+
+def test_detect_streams_long_audio_as_the_reference_chunks_it(sed_cache, tmp_path):
+    import dymn
+    from dymn.audio import load_audio
+
+    clip = _wav(tmp_path / "long.wav", 23.5, sr=22050)
+    det = dymn.detect(clip, model=DETECTOR, threshold=0.5)
+    assert det.probs.shape == (750, 447) and det.duration == pytest.approx(23.5)
+    model = dymn.load(DETECTOR)
+    ref = chunk_probabilities(model, MelFrontend.from_config(model.info.frontend).eval(),
+                              load_audio(clip, 16000), 16000)  # fmt: skip
+    np.testing.assert_allclose(det.probs, ref, atol=1e-5)
+    np.testing.assert_allclose(det.times[-1], [23.5, 23.5])  # frames in the padding collapse to the end
+    short = dymn.detect(_wav(tmp_path / "tiny.wav", 0.01), model=DETECTOR)  # shorter than one frame
+    assert short.probs.shape == (250, 447) and short.times[0, 1] == pytest.approx(0.01)
+
+
+def test_detect_cli_formats_and_files(sed_cache, tmp_path, capsys):
+    from dymn.cli import main
+
+    clip = _wav(tmp_path / "a.wav", 4.0)
+    base = ["detect", str(clip), "--model", DETECTOR, "--threshold", "0.0"]  # every class: an event each
+    assert main(base + ["--format", "json", "--scores", str(tmp_path / "s.csv")]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert out["model"] == DETECTOR and len(out["events"]) == 447
+    assert {"label", "mid", "onset", "offset", "confidence"} <= set(out["events"][0])
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert len(rows) == 251 and rows[0].startswith("onset,offset,") and rows[0].count(",") >= 448
+    assert main(base + ["--format", "tsv"]) == 0
+    tsv = capsys.readouterr().out.splitlines()
+    assert tsv[0] == "filename\tonset\toffset\tevent_label" and tsv[1].startswith("a.wav\t0.000\t4.000\t")
+    assert main(base + ["--format", "csv", "--class-threshold", "Speech=1.0", "--class-threshold", "/m/04rlf=1"]) == 0
+    labels = {r.split(",")[1] for r in capsys.readouterr().out.splitlines()[1:]}
+    assert "Speech" not in labels and "Music" not in labels and "Rain" in labels  # by name and by MID
+
+
+def test_detect_bad_input_is_clear(sed_cache, tmp_path, capsys, release_cache):
+    from dymn.cli import main
+
+    release_cache("mn01_as")
+    clip = _wav(tmp_path / "a.wav", 1.0)
+    (tmp_path / "bad.wav").write_text("not audio")
+    assert main(["detect", str(clip), str(tmp_path / "bad.wav"), "--model", DETECTOR]) == 1
+    err = capsys.readouterr().err
+    assert "bad.wav: not a readable audio file" in err and "1 of 2 input(s) failed" in err
+    assert main(["detect", str(clip), "--model", "mn01_as"]) == 2
+    assert "clip-level tagger" in capsys.readouterr().err
+    assert main(["tag", str(clip), "--model", DETECTOR]) == 2
+    assert "frame-level sound event detector" in capsys.readouterr().err
+    assert main(["detect", str(clip), "--model", DETECTOR, "--class-threshold", "Rian=0.3"]) == 2
+    assert "did you mean Rain" in capsys.readouterr().err
+    assert main(["detect", str(clip), "--model", DETECTOR, "--median", "4"]) == 2
+
+
+def test_released_key_names_and_wrong_family(sed_cache, tmp_path, capsys, release_cache):
+    import dymn
+    from dymn.cli import main
+
+    model = dymn.load(DETECTOR)
+    raw = {("net." + k[len("model.fmn."):] if k.startswith("model.fmn.") else "net." + k): v
+           for k, v in model.state_dict().items()}  # fmt: skip
+    raw = {("net.model." + k[4:] if k.startswith("net.features.") else k): v for k, v in raw.items()}
+    torch.save(raw, tmp_path / "released.pt")
+    again = dymn.load(DETECTOR, weights=tmp_path / "released.pt")
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v)
+    release_cache("mn01_as")
+    dymn.load("mn01_as").save(tmp_path / "tagger.pt", plain=True)
+    assert main(["detect", str(_wav(tmp_path / "a.wav", 1.0)), "--model", "fmn10",
+                 "--weights", str(tmp_path / "tagger.pt")]) == 1  # fmt: skip
+    assert "do not fit fmn" in capsys.readouterr().err

@@ -43,7 +43,7 @@ def _clip(path: Path, seconds: float, seed: int) -> Path:
 
 @pytest.fixture()
 def workdir(tmp_path, monkeypatch, release_cache):
-    release_cache("dymn10_as", "mn10_as", "dymn04_as", "mn04_as")
+    release_cache("dymn10_as", "mn10_as", "dymn04_as", "mn04_as", "fmn10_tf256")
     monkeypatch.chdir(tmp_path)
     for name, secs, seed in (("a.wav", 3, 0), ("clip.wav", 4, 2), ("new_clip.wav", 2, 3)):
         _clip(tmp_path / name, secs, seed)

@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .audio import load_audio
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .detection import Detection, Detector, detect
 from .embedding import Embeddings, embed
 from .ensemble import Ensemble
 from .errors import (
@@ -24,11 +25,12 @@ from .errors import (
 )
 from .frontend import FrontendConfig, MelFrontend
 from .inference import Tag, Tagger, TagResult
-from .labels import audioset_labels
+from .labels import audioset_labels, audioset_strong_labels
 from .loader import DEFAULT_MODEL, load
 from .model import AudioModel, ModelInfo
 from .models.dymn import DyMN, DyMNConfig
 from .models.mn import MN, MNConfig
+from .models.sed import FrameMN, FrameMNConfig
 from .optimized import optimize
 from .registry import PretrainedCfg, get_pretrained_cfg, list_models
 from .timelines import Event, EventConfig, Timeline, detect_events, plot_timeline, timeline
@@ -40,6 +42,12 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "DEFAULT_MODEL",
+    "Detection",
+    "Detector",
+    "FrameMN",
+    "FrameMNConfig",
+    "audioset_strong_labels",
+    "detect",
     "AudioError",
     "AudioModel",
     "Checkpoint",

@@ -130,7 +130,8 @@ def cmd_models(args) -> int:
         c = get_pretrained_cfg(n)
         rows.append((n, c.arch, f"{c.params / 1e6:.2f}" if c.params else "-",
                      f"{c.macs_g:.2f}" if c.macs_g is not None else "-", f"{c.map:.1f}" if c.map is not None else "-",
-                     c.notes))  # fmt: skip
+                     "; ".join(x for x in (f"detector, PSDS1 {c.psds1:.2f}" if c.psds1 else
+                                            "detector" if c.level == "frame" else "", c.notes) if x)))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
@@ -238,6 +239,53 @@ def cmd_embed(args) -> int:
     print(f"wrote {args.out}: {len(result.files)} clip embeddings of {result.clip.shape[1]} dims{extra}")
     if failed:
         _err(f"{failed} of {len(files) + missing} input(s) failed")
+        return 1
+    return 0
+
+
+def cmd_detect(args) -> int:
+    from .audio import audio_info
+    from .detection import Detection, Detector
+    from .errors import AudioError
+
+    _check_outputs([args.output, args.scores, args.plot], args.paths)
+    if (args.scores or args.plot) and len(args.paths) != 1:
+        raise UsageError("--scores and --plot take one input file")
+    if args.plot:
+        from .errors import require
+
+        require("matplotlib", "plot", "--plot")
+    if not 0 <= args.threshold <= 1:
+        raise UsageError("--threshold must be between 0 and 1")
+    if args.median < 1 or args.median % 2 == 0:
+        raise UsageError("--median must be a positive odd number of frames")
+    per_class = {}
+    for item in args.class_threshold:
+        name, sep, value = item.rpartition("=")
+        try:
+            per_class[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise UsageError(f"--class-threshold takes CLASS=VALUE, got {item!r}")
+    detector = Detector(args.model if args.weights is None else _load(args), args.device, args.batch_size)
+    results, failed = [], 0
+    for path in args.paths:
+        try:
+            audio_info(path)
+            results.append(detector.detect(path, args.threshold, per_class, args.median))
+        except AudioError as exc:
+            failed += 1
+            _err(f"skipped {exc}")
+    if args.scores and results:
+        results[0].write_scores(args.scores)
+    if args.plot and results:
+        from .timelines import plot_timeline
+
+        plot_timeline(results[0].as_timeline(), args.plot, events=results[0].events)
+    _emit(Detection.dumps(results, args.format), args.output)
+    if failed:
+        _err(f"{failed} of {len(args.paths)} input(s) failed")
         return 1
     return 0
 
@@ -425,6 +473,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5, help="timing rounds (the minimum is reported)")
     b.add_argument("--onnx", action="store_true", help="also time onnxruntime on an export of each model")
     b.add_argument("--output", "-o", default=None, help="write the markdown table to this file")
+    de = command("detect", "sound events with start and end times: frame-level detectors (40 ms, 447 classes)",
+                 cmd_detect)  # fmt: skip
+    de.add_argument("paths", nargs="+", metavar="FILE", help="audio files of any length (streamed in 10 s chunks)")
+    de.add_argument("--model", default=None,
+                    help="a frame-level detector: registry name (`dymn models fmn`) or checkpoint "
+                         "(default fmn10_tf256)")  # fmt: skip
+    de.add_argument("--weights", default=None, help="local weights (released files' key names work too)")
+    de.add_argument("--threshold", type=float, default=0.5, help="an event is where a class is above this")
+    de.add_argument("--class-threshold", action="append", default=[], metavar="CLASS=VALUE",
+                    help="a threshold for one class, by name or MID (repeatable)")  # fmt: skip
+    de.add_argument("--median", type=int, default=9, help="median filter over N frames of 40 ms (odd; 1 = none)")
+    de.add_argument("--format", choices=("text", "json", "csv", "tsv"), default="text",
+                    help="events as text, JSON, CSV, or the TSV that sed_scores_eval reads")  # fmt: skip
+    de.add_argument("--output", "-o", default=None, help="write the events to this file instead of stdout")
+    de.add_argument("--scores", default=None, help="one file: write every frame's probabilities as CSV here")
+    de.add_argument("--plot", default=None, help="one file: draw classes over time with the events (PNG/SVG/PDF)")
+    de.add_argument("--batch-size", type=int, default=8, help="10 s chunks per model call")
+    de.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+
     ba = command("batch", "tag, embed or timeline a corpus on Ray into Parquet shards (resumable)", cmd_batch)
     ba.add_argument("job", choices=("tag", "embed", "timeline"), help="what to compute for every file")
     ba.add_argument("inputs", nargs="+", metavar="INPUT",

@@ -49,7 +49,7 @@ class PretrainedCfg:
 
     @property
     def level(self) -> str:
-        """"clip" for taggers, "frame" for the frame-level detectors."""
+        """ "clip" for taggers, "frame" for the frame-level detectors."""
         return "frame" if self.arch == "fmn" else "clip"
 
     @property
@@ -207,8 +207,16 @@ for _w, _seq, _dim, _params, _psds in [
     _fmn(f"fmn{_t}_{_seq}{_dim}", f"fmn{_t}+{_seq}-{_dim}_strong.pt", _w, _params, _psds, _seq, _dim,
          notes="layout derived: the reference cannot build it (hybrid below 128)" if _dim < 128 and _seq == "hybrid"
          else "")  # fmt: skip
-_fmn("fmn10_tf256_advkd", "fmn10+tf-256_advanced-kd-weak-strong.pt", 1.0, 5_028_286, 45.25, "tf", 256,
-     notes="advanced KD (weak and strong teachers)")
+_fmn(
+    "fmn10_tf256_advkd",
+    "fmn10+tf-256_advanced-kd-weak-strong.pt",
+    1.0,
+    5_028_286,
+    45.25,
+    "tf",
+    256,
+    notes="advanced KD (weak and strong teachers)",
+)
 
 
 def _canonical(name: str) -> str:
