@@ -40,6 +40,14 @@ def _emit(text: str, output: str | None) -> None:
         write_text(output, text)
 
 
+def _exit_status(failed: int, total: int) -> int:
+    """1 (and a line saying how many) if any input failed, else 0."""
+    if failed:
+        _err(f"{failed} of {total} input(s) failed")
+        return 1
+    return 0
+
+
 def _check_outputs(outputs: list[str | None], inputs: list) -> None:
     """Refuse an output that would overwrite one of the inputs, or that has no folder to go to."""
     inputs_real = {os.path.realpath(p) for p in inputs}
@@ -113,10 +121,7 @@ def cmd_tag(args) -> int:
         from .inference import TagResult
 
         _emit(TagResult.dumps(results, args.format), args.output)
-    if failed:
-        _err(f"{failed} of {len(files) + missing} input(s) failed")
-        return 1
-    return 0
+    return _exit_status(failed, len(files) + missing)
 
 
 def cmd_models(args) -> int:
@@ -237,10 +242,7 @@ def cmd_embed(args) -> int:
     result.save(args.out)
     extra = f", {len(result.window)} window embeddings" if result.window is not None else ""
     print(f"wrote {args.out}: {len(result.files)} clip embeddings of {result.clip.shape[1]} dims{extra}")
-    if failed:
-        _err(f"{failed} of {len(files) + missing} input(s) failed")
-        return 1
-    return 0
+    return _exit_status(failed, len(files) + missing)
 
 
 def cmd_detect(args) -> int:
@@ -284,10 +286,7 @@ def cmd_detect(args) -> int:
 
         plot_timeline(results[0].as_timeline(), args.plot, events=results[0].events)
     _emit(Detection.dumps(results, args.format), args.output)
-    if failed:
-        _err(f"{failed} of {len(args.paths)} input(s) failed")
-        return 1
-    return 0
+    return _exit_status(failed, len(args.paths))
 
 
 def cmd_batch(args) -> int:
