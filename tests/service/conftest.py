@@ -49,12 +49,28 @@ class Server:
 
 @pytest.fixture(scope="module")
 def real_server(tmp_path_factory):
-    """The service on the real mn04_as checkpoint (skips without ../shared), small limits for the tests."""
+    """The service with small limits for the tests: on the real mn04_as checkpoint and a real clip when
+    ../shared is there, else on a stand-in mn01_as (random weights in the released layout) and a generated clip.
+    ``model_args`` and ``cache`` let a test run the CLI on the same model; ``real`` says which it is."""
     pytest.importorskip("fastapi", reason="the service needs the [serve] extra")
-    if not REAL_WEIGHTS.exists():
-        pytest.skip("needs the real checkpoint in ../shared/weights")
-    env = {**os.environ, "DYMN_CACHE": str(tmp_path_factory.mktemp("serve-cache"))}
-    server = Server(["--model", "mn04_as", "--weights", str(REAL_WEIGHTS), "--max-upload-mb", "3",
-                     "--max-seconds", "30"], env)  # fmt: skip
+    import numpy as np
+    import soundfile as sf
+
+    from ..conftest import AUDIO, stand_in_release
+
+    cache = tmp_path_factory.mktemp("serve-cache")
+    real = REAL_WEIGHTS.exists() and (AUDIO / "samples" / "applause.wav").exists()
+    if real:
+        model_args = ["--model", "mn04_as", "--weights", str(REAL_WEIGHTS)]
+        clip = AUDIO / "samples" / "applause.wav"
+    else:
+        stand_in_release(cache, "mn01_as")
+        model_args = ["--model", "mn01_as"]
+        clip = cache / "clip.wav"
+        t = np.arange(int(10.5 * 32000)) / 32000
+        sf.write(clip, (0.3 * np.sin(2 * np.pi * 440 * t) * (t % 2 < 1)).astype(np.float32), 32000)
+    env = {**os.environ, "DYMN_CACHE": str(cache)}
+    server = Server([*model_args, "--max-upload-mb", "3", "--max-seconds", "30"], env)
+    server.model_args, server.cache, server.real, server.clip = model_args, str(cache), real, clip
     yield server
     server.stop()

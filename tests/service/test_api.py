@@ -11,40 +11,37 @@ import soundfile as sf
 
 from dymn.cli import main
 
-from ..conftest import AUDIO, REAL_WEIGHTS
-
 httpx = pytest.importorskip("httpx")
-CLIP = AUDIO / "samples" / "applause.wav"
 
 
 def _post(server, path, data: bytes, name="clip.wav", **params):
     return httpx.post(server.url + path, params=params, files={"file": (name, data, "audio/wav")}, timeout=60)
 
 
-def test_endpoints_give_the_cli_numbers(real_server, tmp_path, capsys):
-    data = CLIP.read_bytes()
-    tag = _post(real_server, "/v1/tag", data, "applause.wav", top_k=5)
-    assert tag.status_code == 200 and tag.json()["model"] == "mn04_as"
-    assert main(["tag", str(CLIP), "--model", "mn04_as", "--weights", str(REAL_WEIGHTS), "--top-k", "5",
-                 "--format", "json"]) == 0  # fmt: skip
+def test_endpoints_give_the_cli_numbers(real_server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DYMN_CACHE", real_server.cache)
+    clip, model = real_server.clip, real_server.model_args
+    data = clip.read_bytes()
+    tag = _post(real_server, "/v1/tag", data, clip.name, top_k=5)
+    assert tag.status_code == 200 and tag.json()["model"] == model[1]
+    assert main(["tag", str(clip), *model, "--top-k", "5", "--format", "json"]) == 0
     cli = json.loads(capsys.readouterr().out)[0]
     assert tag.json()["tags"] == cli["tags"] and tag.json()["duration"] == cli["duration"]  # the same numbers
-    assert tag.json()["tags"][0]["label"] == "Applause"
+    if real_server.real:
+        assert tag.json()["tags"][0]["label"] == "Applause"
     raw = httpx.post(real_server.url + "/v1/tag", params={"top_k": 5}, content=data,
                      headers={"content-type": "application/octet-stream"}, timeout=60)  # fmt: skip
     assert raw.json()["tags"] == cli["tags"]  # raw bytes as well as multipart
-    tl = _post(real_server, "/v1/timeline", data, "applause.wav", window=5, hop=2.5)
-    assert main(["timeline", str(CLIP), "--model", "mn04_as", "--weights", str(REAL_WEIGHTS), "--window", "5",
-                 "--hop", "2.5", "--format", "json"]) == 0  # fmt: skip
+    tl = _post(real_server, "/v1/timeline", data, clip.name, window=5, hop=2.5)
+    assert main(["timeline", str(clip), *model, "--window", "5", "--hop", "2.5", "--format", "json"]) == 0
     cli_tl = json.loads(capsys.readouterr().out)
     body = tl.json()
     assert body["windows"] == cli_tl["windows"] and body["events"] == cli_tl["events"]
-    emb = _post(real_server, "/v1/embed", data, "applause.wav").json()
-    assert main(["embed", str(CLIP), "--model", "mn04_as", "--weights", str(REAL_WEIGHTS), "--out",
-                 str(tmp_path / "e.npz")]) == 0  # fmt: skip
+    emb = _post(real_server, "/v1/embed", data, clip.name).json()
+    assert main(["embed", str(clip), *model, "--out", str(tmp_path / "e.npz")]) == 0
     np.testing.assert_array_equal(np.float32(emb["embedding"]), np.load(tmp_path / "e.npz")["embeddings"][0])
     models = httpx.get(real_server.url + "/v1/models").json()["models"][0]
-    assert models["name"] == "mn04_as" and models["classes"] == 527 and len(models["labels"]) == 527
+    assert models["name"] == model[1] and models["classes"] == 527 and len(models["labels"]) == 527
     schema = httpx.get(real_server.url + "/openapi.json").json()
     assert {"/v1/tag", "/v1/timeline", "/v1/embed", "/v1/models", "/healthz"} <= set(schema["paths"])
     page = httpx.get(real_server.url + "/")
@@ -65,13 +62,13 @@ def test_bad_requests_get_clear_json_errors_and_the_service_stays_up(real_server
     assert "at most 30 s" in err(_post(real_server, "/v1/tag", long.read_bytes(), "long.wav"), 413)
     assert "not a readable audio file" in err(_post(real_server, "/v1/tag", b"hello, not audio"), 415)
     assert "holds no audio" in err(_post(real_server, "/v1/tag", b""), 422)
-    assert "top_k" in err(_post(real_server, "/v1/tag", CLIP.read_bytes(), top_k=-2), 422)
-    assert "hop" in err(_post(real_server, "/v1/timeline", CLIP.read_bytes(), hop=0), 422)
-    assert "top_k" in err(_post(real_server, "/v1/tag", CLIP.read_bytes(), top_k="many"), 422)
+    assert "top_k" in err(_post(real_server, "/v1/tag", real_server.clip.read_bytes(), top_k=-2), 422)
+    assert "hop" in err(_post(real_server, "/v1/timeline", real_server.clip.read_bytes(), hop=0), 422)
+    assert "top_k" in err(_post(real_server, "/v1/tag", real_server.clip.read_bytes(), top_k="many"), 422)
     no_file = httpx.post(real_server.url + "/v1/tag", data={"x": "1"}, files={"y": ("", b"")}, timeout=30)
     assert no_file.status_code in (415, 422)
     # a file name is a name, never a path on the server
-    r = _post(real_server, "/v1/tag", CLIP.read_bytes(), "../../../../etc/passwd")
+    r = _post(real_server, "/v1/tag", real_server.clip.read_bytes(), "../../../../etc/passwd")
     assert r.status_code == 200 and r.json()["file"] == "passwd"
     assert httpx.get(real_server.url + "/nope").status_code == 404
     chunked = httpx.post(real_server.url + "/v1/tag", content=iter([b"\0" * 2**20] * 4), timeout=30)
@@ -80,12 +77,14 @@ def test_bad_requests_get_clear_json_errors_and_the_service_stays_up(real_server
 
 
 def test_concurrent_requests_are_batched(real_server):
-    data = CLIP.read_bytes()
+    data = real_server.clip.read_bytes()
     before = httpx.get(real_server.url + "/healthz").json()
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: _post(real_server, "/v1/tag", data, top_k=1), range(16)))
     assert all(r.status_code == 200 for r in results)
-    assert {r.json()["tags"][0]["label"] for r in results} == {"Applause"}
+    assert len({r.json()["tags"][0]["label"] for r in results}) == 1
+    if real_server.real:
+        assert {r.json()["tags"][0]["label"] for r in results} == {"Applause"}
     after = httpx.get(real_server.url + "/healthz").json()
     clips, batches = after["clips"] - before["clips"], after["batches"] - before["batches"]
     assert clips == 16 and batches < clips  # several clips per model call
