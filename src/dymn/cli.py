@@ -289,6 +289,33 @@ def cmd_detect(args) -> int:
     return _exit_status(failed, len(args.paths))
 
 
+def cmd_evaluate_sed(args) -> int:
+    import json
+
+    from .datasets.common import DataError
+    from .sed_metrics import evaluate
+
+    if args.median < 1 or args.median % 2 == 0:
+        raise UsageError("--median must be a positive odd number of frames")
+    durations = None
+    if args.durations:
+        import csv
+
+        try:
+            with open(args.durations, newline="", encoding="utf-8") as f:
+                durations = {os.path.splitext(r[0])[0]: float(r[1]) for r in csv.reader(f, delimiter="\t")
+                             if r and r[0] != "filename"}  # fmt: skip
+        except (OSError, ValueError, IndexError) as exc:
+            raise DataError(f"{args.durations}: not a TSV of filename and duration ({exc})") from None
+    m = evaluate(args.pred, args.truth, durations, args.median, args.threshold, args.collar)
+    if args.format == "json":
+        print(json.dumps(m, indent=1))
+    else:
+        for k, v in m.items():
+            print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    return 0
+
+
 def cmd_batch(args) -> int:
     from .batch import run
 
@@ -490,6 +517,16 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--plot", default=None, help="one file: draw classes over time with the events (PNG/SVG/PDF)")
     de.add_argument("--batch-size", type=int, default=8, help="10 s chunks per model call")
     de.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+
+    ev = command("evaluate-sed", "PSDS1, pAUROC and event F1 of detection scores against a ground truth",
+                 cmd_evaluate_sed)  # fmt: skip
+    ev.add_argument("--pred", required=True, help="folder of score tables, one per audio file (dymn detect --scores)")
+    ev.add_argument("--truth", required=True, help="ground truth TSV: filename, onset, offset, event_label")
+    ev.add_argument("--durations", default=None, help="TSV filename, duration (default: the score tables' end)")
+    ev.add_argument("--median", type=int, default=9, help="median filter over N frames before scoring (odd)")
+    ev.add_argument("--threshold", type=float, default=0.5, help="threshold for the event F1")
+    ev.add_argument("--collar", type=float, default=0.2, help="onset/offset collar (s) for the event F1")
+    ev.add_argument("--format", choices=("text", "json"), default="text", help="output format")
 
     ba = command("batch", "tag, embed or timeline a corpus on Ray into Parquet shards (resumable)", cmd_batch)
     ba.add_argument("job", choices=("tag", "embed", "timeline"), help="what to compute for every file")
