@@ -97,9 +97,9 @@ def evaluate(pred: str | os.PathLike, truth: str | os.PathLike, durations: dict[
     tables in ``pred`` against ``truth``, over the classes that occur in the ground truth."""
     from .errors import require
 
-    require("sed_scores_eval", "sed", "evaluating detection")
-    with warnings.catch_warnings():  # dcase_util imports the deprecated pkg_resources
+    with warnings.catch_warnings():  # dcase_util (under sed_scores_eval) imports the deprecated pkg_resources
         warnings.simplefilter("ignore")
+        require("sed_scores_eval", "sed", "evaluating detection")
         from sed_scores_eval import collar_based, intersection_based, segment_based
         from sed_scores_eval.base_modules.scores import create_score_dataframe
 
