@@ -13,7 +13,6 @@ Needs the ``[batch]`` extra (Ray Data, pyarrow).
 
 from __future__ import annotations
 
-import glob as globlib
 import hashlib
 import json
 import os
@@ -24,29 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS
-from .errors import DymnError, UsageError, require
+from .batch_stages import _decode_batch, _ModelWorker
+from .corpus import SHARD_SIZE, BatchError, _filesystem, _is_remote, expand_inputs, plan_shards
+from .errors import UsageError, require
 
 COMMANDS = ("tag", "embed", "timeline")
 JOB_FILE = "_dymn_job.json"
-SHARD_SIZE = 1000
 # Each model actor reserves one CPU (and runs PyTorch on `threads` threads, default 1); decoding tasks reserve a
 # quarter of a CPU each. PyTorch's CPU kernels give results that depend (by ~1e-8) on the thread count: a batch
 # job's numbers equal `dymn tag`'s run with the same number of threads (OMP_NUM_THREADS=1 for the default).
 WORKER_CPUS = 1
 DECODE_CPUS = 0.25
-_REMOTE = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "az://", "file://")
-
-
-class BatchError(DymnError):
-    """A batch job cannot start or go on (bad input list, output folder of another job, no cluster)."""
-
-
-@dataclass
-class Shard:
-    index: int
-    name: str
-    paths: list[str]
 
 
 @dataclass
@@ -74,111 +61,6 @@ class BatchSummary:
         if len(self.errors) > 10:
             lines.append(f"  ... and {len(self.errors) - 10} more (rows with status 'error')")
         return "\n".join(lines)
-
-
-# --- inputs and shards -------------------------------------------------------------------------------
-def _is_remote(path: str) -> bool:
-    return path.startswith(_REMOTE)
-
-
-def _filesystem(uri: str):
-    import pyarrow.fs as pafs
-
-    try:
-        return pafs.FileSystem.from_uri(uri)
-    except Exception as exc:
-        raise BatchError(f"{uri}: cannot open this filesystem ({str(exc).splitlines()[0]})") from None
-
-
-def _manifest(path: str) -> list[str]:
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    fs, inner = _filesystem(path) if _is_remote(path) else (None, path)
-    try:
-        if path.lower().endswith(".parquet"):
-            table = pq.read_table(inner, filesystem=fs, columns=None)
-        else:
-            if fs is not None:
-                with fs.open_input_stream(inner) as f:
-                    table = pacsv.read_csv(f)
-            else:
-                table = pacsv.read_csv(inner)
-    except Exception as exc:
-        raise BatchError(f"{path}: not a readable manifest ({str(exc).splitlines()[0]})") from None
-    if "path" not in table.column_names:
-        raise BatchError(f"{path}: a manifest needs a 'path' column (it has: {', '.join(table.column_names)})")
-    base = os.path.dirname(path)
-    out = []
-    for p in table.column("path").to_pylist():
-        if p is None or str(p).strip() == "":
-            continue
-        p = str(p)
-        # relative paths in a local manifest are relative to the manifest
-        out.append(p if _is_remote(p) or os.path.isabs(p) or _is_remote(path) else os.path.join(base, p))
-    return out
-
-
-def _remote_listing(uri: str) -> list[str]:
-    import pyarrow.fs as pafs
-
-    fs, inner = _filesystem(uri)
-    scheme = uri.split("://", 1)[0]
-    info = fs.get_file_info(inner)
-    if info.type == pafs.FileType.File:
-        return [uri]
-    if info.type == pafs.FileType.Directory:
-        found = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
-        return sorted(f"{scheme}://{f.path}" for f in found
-                      if f.type == pafs.FileType.File and Path(f.path).suffix.lower() in AUDIO_EXTENSIONS)  # fmt: skip
-    return [uri]  # missing: a row with its error, like a missing local file
-
-
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files, folders (audio files found recursively), globs and manifests (.csv/.parquet with a ``path``
-    column) as one sorted list without duplicates. A path that does not exist stays in the list: it becomes
-    a row with its error, so that a manifest with missing files is reported, not silently shortened."""
-    if not inputs:
-        raise UsageError("give at least one input: files, folders, globs or a manifest")
-    paths: list[str] = []
-    for raw in inputs:
-        raw = str(raw)
-        low = raw.lower()
-        if low.endswith((".csv", ".parquet")):
-            paths += _manifest(raw)
-        elif _is_remote(raw):
-            paths += _remote_listing(raw)
-        elif any(c in raw for c in "*?["):
-            found = sorted(globlib.glob(raw, recursive=True))
-            if not found:
-                raise BatchError(f"{raw}: the pattern matches no file")
-            for f in found:
-                paths += _folder(f) if os.path.isdir(f) else [f]
-        elif os.path.isdir(raw):
-            found = _folder(raw)
-            if not found:
-                raise BatchError(f"{raw}: the folder holds no audio files")
-            paths += found
-        else:
-            paths.append(raw)
-    return sorted({p if _is_remote(p) else os.path.abspath(p) for p in paths})
-
-
-def _folder(root: str) -> list[str]:
-    return sorted(str(p) for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-
-
-def plan_shards(paths: list[str], shard_size: int = SHARD_SIZE) -> list[Shard]:
-    """Consecutive runs of ``shard_size`` paths; each shard's name comes from its index and its paths, so the
-    same inputs always give the same shard names."""
-    if shard_size < 1:
-        raise UsageError("--shard-size must be at least 1")
-    shards = []
-    for i in range(0, len(paths), shard_size):
-        part = paths[i : i + shard_size]
-        digest = hashlib.sha256("\n".join(part).encode("utf-8", "surrogateescape")).hexdigest()[:12]
-        shards.append(Shard(i // shard_size, f"part-{i // shard_size:06d}-{digest}.parquet", part))
-    return shards
 
 
 # --- the job's identity -------------------------------------------------------------------------------
@@ -255,171 +137,6 @@ class _Output:
             raise BatchError(f"{self.uri}: holds the shards of a different job (not the same {', '.join(what)}); "
                              "choose another -o, or delete the folder to start over")  # fmt: skip
         return {n for n in names if n.endswith(".parquet")}
-
-
-# --- the pipeline stages ------------------------------------------------------------------------------
-def _local_copy(path: str):
-    """A local file for ``path`` (a temporary copy of a remote one) and a function that removes the copy."""
-    if not _is_remote(path):
-        return path, lambda: None
-    import tempfile
-
-    fs, inner = _filesystem(path)
-    fd, tmp = tempfile.mkstemp(suffix=Path(inner).suffix)
-    try:
-        with os.fdopen(fd, "wb") as out, fs.open_input_stream(inner) as src:
-            while chunk := src.read(1 << 20):
-                out.write(chunk)
-    except Exception as exc:
-        os.unlink(tmp)
-        raise OSError(f"{path}: cannot be read ({str(exc).splitlines()[0]})") from None
-    return tmp, lambda: os.unlink(tmp)
-
-
-def _decode_batch(batch: dict, sample_rate: int, command: str) -> dict:
-    """CPU task: each input row is a block of consecutive files of one shard; it is cut by audio length
-    exactly as ``dymn tag`` cuts its chunks, and each file decoded and resampled. One output row per chunk:
-    the waveforms concatenated (``flat``) with their ``lengths``, and each file's error or note. Timelines
-    only check their files here: they are streamed by the model actor."""
-    from .audio import audio_info, read_audio
-    from .errors import AudioError
-    from .inference import MAX_CLIP_SECONDS, split_by_seconds
-
-    out: dict[str, list] = {k: [] for k in ("shard", "order", "path", "flat", "lengths", "error", "note")}
-    for shard, first, paths in zip(batch["shard"], batch["first"], batch["paths"]):
-        paths = [str(p) for p in paths]
-        local, cleanups, errors = {}, [], {}
-        for p in paths:
-            try:
-                local[p], cleanup = _local_copy(p)
-                cleanups.append(cleanup)
-            except OSError as exc:
-                local[p], errors[p] = p, str(exc)
-        try:
-            back = {v: k for k, v in local.items()}
-            for chunk in split_by_seconds([local[p] for p in paths]):
-                waves, lengths, errs, notes = [], [], [], []
-                for lp in chunk:
-                    p, wave, note = back[lp], np.zeros(0, np.float32), ""
-                    err = errors.get(p, "")
-                    if not err:
-                        try:
-                            if command == "timeline":
-                                audio_info(lp)
-                            else:
-                                decoded = read_audio(lp, sample_rate, max_seconds=MAX_CLIP_SECONDS)
-                                wave, note = decoded.wave, decoded.note or ""
-                        except AudioError as exc:
-                            err = str(exc).replace(lp, p)
-                    waves.append(wave)
-                    lengths.append(len(wave))
-                    errs.append(err)
-                    notes.append(note)
-                names = [back[lp] for lp in chunk]
-                out["shard"].append(int(shard))
-                out["order"].append(np.asarray([int(first) + paths.index(n) for n in names], np.int64))
-                out["path"].append(np.asarray(names, dtype=object))
-                out["flat"].append(np.concatenate(waves).astype(np.float32) if waves else np.zeros(0, np.float32))
-                out["lengths"].append(np.asarray(lengths, np.int64))
-                out["error"].append(np.asarray(errs, dtype=object))
-                out["note"].append(np.asarray(notes, dtype=object))
-        finally:
-            for cleanup in cleanups:
-                cleanup()
-    return out
-
-
-class _ModelWorker:
-    """Ray actor: one model load; each call runs chunks of decoded clips through it, one output row per file."""
-
-    def __init__(self, model_ref, command: str, options: dict, device: str, threads: int | None):
-        import ray
-        import torch
-
-        from .inference import Tagger
-
-        if threads:
-            torch.set_num_threads(threads)
-        # the model comes as a reference inside a list: Ray does not resolve nested references, so the actor's
-        # constructor arguments stay small and a restarted actor fetches the model again from the driver's copy
-        model = ray.get(model_ref[0])
-        self.tagger = Tagger(model, device=device, batch_size=int(options.get("batch_size", 8)))
-        self.command, self.options = command, options
-
-    def __call__(self, batch: dict) -> dict:
-        rows: list[dict] = []
-        for i in range(len(batch["shard"])):
-            lengths = np.asarray(batch["lengths"][i], np.int64)
-            waves = np.split(np.asarray(batch["flat"][i], np.float32), np.cumsum(lengths)[:-1])
-            paths, orders = [str(p) for p in batch["path"][i]], [int(o) for o in batch["order"][i]]
-            errors = [str(e) for e in batch["error"][i]]
-            rows += self._chunk(int(batch["shard"][i]), paths, orders, waves, errors)
-        return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
-
-    def _chunk(self, shard: int, paths: list[str], orders: list[int], waves: list, errors: list[str]) -> list[dict]:
-        from .inference import top_tags
-
-        n = len(paths)
-        ok = [i for i in range(n) if not errors[i]]
-        sr = self.tagger.sample_rate
-        durations = [len(waves[i]) / sr if not errors[i] else float("nan") for i in range(n)]
-        extra: list[dict] = [{} for _ in range(n)]
-        if self.command == "tag":
-            # as Tagger.tag_files: the chunk's good files together, batched by equal length
-            probs = self.tagger.predict([waves[i] for i in ok]) if ok else np.zeros((0, 0))
-            k = int(self.options["top_k"])
-            # every row gets values of the same type (Ray concatenates blocks): failed rows become nulls later
-            nan = np.full(len(self.tagger.labels), np.nan, np.float32)
-            for i in range(n):
-                extra[i] = {"labels": [], "probabilities": [], "all_probabilities": nan}
-            for j, i in enumerate(ok):
-                if not np.isfinite(probs[j]).all():
-                    errors[i] = f"{paths[i]}: the model's scores are not finite for this file"
-                    continue
-                tags = top_tags(probs[j], self.tagger.labels, k)
-                extra[i] = {"labels": [t.label for t in tags], "probabilities": [t.probability for t in tags],
-                            "all_probabilities": probs[j].astype(np.float32)}  # fmt: skip
-            if not self.options.get("all_probabilities"):
-                for e in extra:
-                    del e["all_probabilities"]
-        elif self.command == "embed":
-            dim = int(self.tagger.info.embed_dim or 0)
-            for i in range(n):
-                extra[i] = {"embedding": np.full(dim, np.nan, np.float32)}
-            for i in ok:  # as `dymn embed`: each file on its own
-                _, e = self.tagger.run_batch(waves[i][None])
-                extra[i] = {"embedding": e[0].astype(np.float32)}
-        else:
-            for i in range(n):
-                extra[i] = self._timeline(paths[i], errors, durations, i, ok)
-        return [{"path": paths[i], "shard": shard, "order": orders[i], **extra[i],
-                 "duration": round(durations[i], 4) if durations[i] == durations[i] else None,
-                 "error": errors[i] or None, "status": "error" if errors[i] else "ok"} for i in range(n)]  # fmt: skip
-
-    def _timeline(self, path: str, errors: list[str], durations: list[float], i: int, ok: list[int]) -> dict:
-        from .errors import AudioError
-        from .timelines import EventConfig, detect_events, timeline
-
-        empty = {"window_start": [], "window_end": [], "window_top_labels": [], "window_top_probabilities": [],
-                 "events": []}  # fmt: skip
-        if i not in ok:
-            return empty
-        o = self.options
-        try:
-            local, cleanup = _local_copy(path)
-            try:
-                tl = timeline(local, window=o["window"], hop=o["hop"], tagger=self.tagger)
-            finally:
-                cleanup()
-        except (AudioError, OSError) as exc:
-            errors[i] = str(exc)
-            return empty
-        durations[i] = tl.duration
-        top = [tl.window_top(w, int(o["top_k"])) for w in range(len(tl.starts))]
-        return {"window_start": tl.starts.tolist(), "window_end": tl.ends.tolist(),
-                "window_top_labels": [[self.tagger.labels[c] for c in t] for t in top],
-                "window_top_probabilities": [tl.probs[w, t].astype(np.float32) for w, t in enumerate(top)],
-                "events": [e.to_dict() for e in detect_events(tl, EventConfig(**o["events"]))]}  # fmt: skip
 
 
 # --- the job ------------------------------------------------------------------------------------------
