@@ -37,17 +37,9 @@ class TaskData:
 WORKERS_ABOVE_SECONDS = 1800
 
 
-def _auto_clip_seconds(paths: list[Path]) -> float:
+def _auto_clip_seconds(seconds: list[float]) -> float:
     """Longest training clip, capped at 10 s, rounded up to 0.1 s (padding short clips is cheap)."""
-    import soundfile as sf
-
-    longest = 0.0
-    for p in paths:
-        try:
-            info = sf.info(str(p))
-            longest = max(longest, info.frames / info.samplerate)
-        except Exception:
-            continue
+    longest = max(seconds, default=0.0)
     return float(min(10.0, max(0.1, np.ceil(longest * 10) / 10)))
 
 
@@ -98,8 +90,8 @@ def _file_task(task: str, root: Path, cfg: DataConfig, seed: int, train: bool) -
         if not len(tr["paths"]):
             raise DataError(f"{root}: none of the training files can be read ({skipped[0] if skipped else ''})")
     clip = cfg.clip_seconds
-    if clip == "auto":
-        clip = _auto_clip_seconds(tr["paths"])
+    if clip == "auto":  # the headers were read once already when training
+        clip = _auto_clip_seconds(tr["seconds"] if "seconds" in tr else _readable(tr, [])["seconds"])
     cfg = dataclasses.replace(cfg, clip_seconds=clip)
     aug = WaveAugment(gain_db=int(cfg.gain), roll=int(cfg.roll))
     common = dict(labels=labels, multilabel=multilabel, clip_seconds=clip, cache_dir=cfg.cache_dir)
@@ -112,19 +104,19 @@ def _file_task(task: str, root: Path, cfg: DataConfig, seed: int, train: bool) -
 
 
 def _readable(split: dict, skipped: list[str]) -> dict:
+    """The split without the files whose headers cannot be read (each named in ``skipped``), with the
+    duration of each file kept (``seconds``)."""
     from ..audio import audio_info
     from ..errors import AudioError
 
-    keep = []
+    keep, seconds = [], []
     for i, p in enumerate(split["paths"]):
         try:
-            audio_info(p)
+            seconds.append(audio_info(p).duration)
             keep.append(i)
         except AudioError as exc:
             skipped.append(str(exc))
-    if len(keep) == len(split["paths"]):
-        return split
-    return {"paths": [split["paths"][i] for i in keep], "targets": split["targets"][keep]}
+    return {"paths": [split["paths"][i] for i in keep], "targets": split["targets"][keep], "seconds": seconds}
 
 
 def _hdf5_task(task, root: Path, cfg: DataConfig, seed: int, train: bool) -> TaskData:
