@@ -26,6 +26,7 @@ import numpy as np
 from .batch_stages import _decode_batch, _ModelWorker
 from .corpus import SHARD_SIZE, BatchError, _filesystem, _is_remote, expand_inputs, plan_shards
 from .errors import UsageError, require
+from .raycluster import check_address, connect, quiet
 
 COMMANDS = ("tag", "embed", "timeline")
 JOB_FILE = "_dymn_job.json"
@@ -140,45 +141,6 @@ class _Output:
 
 
 # --- the job ------------------------------------------------------------------------------------------
-def _quiet_ray() -> None:
-    """Ray's start-up notes and per-dataset log lines are not the user's business; its errors still are."""
-    import logging
-
-    for name in ("ray", "ray.data", "ray._private", "ray.util"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _check_address(address: str | None) -> None:
-    """An unreachable HOST:PORT fails at once, before anything is loaded (Ray itself would wait a minute)."""
-    if address in (None, "", "local", "auto") or ":" not in address:
-        return
-    import socket
-
-    host, port = address.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except (OSError, ValueError):
-        raise BatchError(f"cannot reach a Ray cluster at {address} (start one with `ray start --head`, or "
-                         "leave out --address to run on this machine)") from None  # fmt: skip
-
-
-def _connect(address: str | None) -> bool:
-    """Join the cluster at ``address`` or start Ray here; True if this call did (and so must shut it down)."""
-    import logging
-
-    import ray
-
-    if ray.is_initialized():
-        return False
-    _quiet_ray()
-    kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    try:
-        ray.init(address=None if address in (None, "", "local") else address, **kwargs)
-    except (ConnectionError, RuntimeError) as exc:
-        raise BatchError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
-    return True
-
-
 def _table(rows: list[dict], command: str, num_classes: int, embed_dim: int):
     import pyarrow as pa
 
@@ -232,7 +194,7 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
     """Run a batch job (``command``: tag, embed or timeline) over ``inputs`` into Parquet shards in ``out_dir``.
 
     ``address``: None starts a local Ray instance; "auto" or HOST:PORT joins a running cluster. ``workers``:
-    model actors (default: one per 2 CPUs of the cluster, at least 1); ``gpus_per_worker`` > 0 runs them on
+    model actors (default: 3/4 of the cluster's CPUs, at least 1); ``gpus_per_worker`` > 0 runs them on
     GPUs; ``threads``: PyTorch threads per actor on CPUs (results equal ``dymn tag`` run with as many threads).
     Returns a :class:`BatchSummary`; a finished shard is never redone, a failed file is a row."""
     require("ray", "batch", "dymn batch")
@@ -254,7 +216,7 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
         cfg = EventConfig(**(events or {}))
         options.update(window=window, hop=hop, top_k=top_k, events={
             k: getattr(cfg, k) for k in ("threshold", "low", "median", "merge_gap", "min_duration")})  # fmt: skip
-    _check_address(address)
+    check_address(address)
     paths = expand_inputs(inputs)
     if not paths:
         raise BatchError("the inputs hold no audio files")
@@ -276,7 +238,7 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
     if not pending:
         return summary
     started = time.perf_counter()
-    own = _connect(address)
+    own = connect(address)
     try:
         _run_pending(ray, net, command, options, pending, out, summary, workers, gpus_per_worker, batch_size,
                      threads, progress)  # fmt: skip
@@ -294,7 +256,7 @@ def _run_pending(ray, net, command, options, pending, out, summary, workers, gpu
 
     from .inference import chunk_size
 
-    _quiet_ray()  # again: importing ray.data set up its own logging
+    quiet()  # again: importing ray.data set up its own logging
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # one bar of files, below, not one per operator
     cpus = float(ray.cluster_resources().get("CPU", 1))

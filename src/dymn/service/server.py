@@ -85,23 +85,21 @@ def serve(config: ServeConfig) -> None:
 def _serve_ray(config: ServeConfig) -> None:
     """Ray Serve: ``replicas`` copies of the same app (each with its model and batching) behind Serve's proxy."""
     require("ray", "serve", "dymn serve --engine ray")
-    import logging
     import time
 
     import ray
     from ray import serve as rs
 
-    from ..batch import _check_address, _quiet_ray
+    from ..raycluster import check_address, connect
 
-    _check_address(config.address)
+    check_address(config.address)
     build_app(config)  # fails here, with one line, for a bad model
     import signal
     import sys
 
     # SIGTERM (a service manager stopping us) shuts Serve and Ray down as Ctrl-C does, leaving no processes
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    _quiet_ray()
-    ray.init(address=config.address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    own = connect(config.address)
     try:
         rs.start(http_options={"host": config.host, "port": config.port}, logging_config={"log_level": "WARNING"})
         settings = asdict(config)
@@ -118,4 +116,5 @@ def _serve_ray(config: ServeConfig) -> None:
             time.sleep(3600)
     finally:
         rs.shutdown()
-        ray.shutdown()
+        if own:
+            ray.shutdown()
