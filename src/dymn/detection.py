@@ -79,13 +79,17 @@ def chunk_probabilities(model: torch.nn.Module, frontend: torch.nn.Module, wave:
     n_chunks = max(1, -(-len(wave) // chunk))
     padded = np.zeros(n_chunks * chunk, np.float32)
     padded[: len(wave)] = wave
-    chunks = torch.from_numpy(padded.reshape(n_chunks, chunk))
-    out = []
-    with torch.inference_mode():
-        for s in range(0, n_chunks, batch_size):
-            strong, _ = model(frontend(chunks[s : s + batch_size]).unsqueeze(1))
-            out.append(torch.sigmoid(strong).transpose(1, 2).reshape(-1, strong.shape[1]))
-    return torch.cat(out).numpy()
+    chunks = padded.reshape(n_chunks, chunk)
+    return np.concatenate([frame_probabilities(model, frontend, chunks[s : s + batch_size])
+                           for s in range(0, n_chunks, batch_size)])  # fmt: skip
+
+
+@torch.inference_mode()
+def frame_probabilities(model: torch.nn.Module, frontend: torch.nn.Module, chunks: np.ndarray,
+                        device: torch.device | str = "cpu") -> np.ndarray:  # fmt: skip
+    """(B * frames, C) sigmoid probabilities of a batch of equal-length chunks (B, N), frames in time order."""
+    strong, _ = model(frontend(torch.from_numpy(np.ascontiguousarray(chunks, np.float32)).to(device)).unsqueeze(1))
+    return torch.sigmoid(strong.float()).transpose(1, 2).reshape(-1, strong.shape[1]).cpu().numpy()
 
 
 @dataclass
@@ -232,10 +236,7 @@ class Detector:
         buf, total, pending, out = np.zeros(0, np.float32), 0, [], []
 
         def run(chunks):
-            with torch.inference_mode():
-                x = torch.from_numpy(np.stack(chunks)).to(self.device)
-                strong, _ = self.model(self.frontend(x).unsqueeze(1))
-                out.append(torch.sigmoid(strong.float()).transpose(1, 2).reshape(-1, strong.shape[1]).cpu().numpy())
+            out.append(frame_probabilities(self.model, self.frontend, np.stack(chunks), self.device))
 
         for block in stream_audio(path, sr, block_seconds=CHUNK_SECONDS):
             total += len(block)
