@@ -54,9 +54,13 @@ def _num_classes_in(sd: dict[str, torch.Tensor], head_type: str) -> int | None:
 def _file_hints(model: nn.Module, sd: dict[str, torch.Tensor]) -> str:
     """What the file seems to hold, where it differs from the model (width, head)."""
     if model.arch == "fmn":
-        kind = next((t for t, k in (("tf", ".pos_encoding."), ("gru", ".gru."), ("hybrid", ".rnn.")) if any(k in x
-                      for x in sd)), None) if any(x.startswith("seq_model.") for x in sd) else "no"  # fmt: skip
-        return f"; the file has {kind or 'a'} sequence model" if kind != model.config.seq_model_type else ""
+        kind = None  # the file's sequence model, told by a key only that kind has
+        for name, marker in (("tf", ".pos_encoding."), ("gru", ".gru."), ("hybrid", ".rnn.")):
+            if any(k.startswith("seq_model.") and marker in k for k in sd):
+                kind = name
+        if kind == model.config.seq_model_type:
+            return ""
+        return f"; the file has {f'a {kind}' if kind else 'no'} sequence model"
     hints = []
     stem = sd.get("features.0.0.weight", sd.get("in_c.0.weight"))
     last = sd.get("features.16.0.weight", sd.get("out_c.0.weight"))

@@ -87,3 +87,14 @@ def test_output_has_250_frames_for_any_length():
             strong, weak = model(torch.randn(1, 1, 128, frames))
             assert strong.shape == (1, 447, 250) and weak.shape == (1, 447)
     assert model.seq_model[1].layers[0][0].heads == 4  # below 128 dims the reference uses 4 heads
+
+
+def test_weights_of_another_sequence_model_say_so(tmp_path):
+    import dymn
+
+    dymn.load("fmn04_gru104", pretrained=False).save(tmp_path / "gru.pt", plain=True)
+    with pytest.raises(dymn.WeightsError, match="the file has a gru sequence model"):
+        dymn.load("fmn04", weights=tmp_path / "gru.pt")
+    dymn.load("fmn04", pretrained=False).save(tmp_path / "plain.pt", plain=True)
+    with pytest.raises(dymn.WeightsError, match="the file has no sequence model"):
+        dymn.load("fmn04_tf104", weights=tmp_path / "plain.pt")
