@@ -146,6 +146,9 @@ def _number(value, lo: float, hi: float, what: str, where: Path) -> float:
     return value
 
 
+_OPTIONAL = ("seq_model_dim",)  # a detector without a sequence model has none
+
+
 def validate_meta(meta, where: str | os.PathLike) -> dict:
     """Check a checkpoint's metadata (types and sane ranges) before anything is built from it."""
     from .models.dymn import DyMNConfig
@@ -167,7 +170,7 @@ def validate_meta(meta, where: str | os.PathLike) -> dict:
     if unknown:
         raise WeightsError(f"{where}: unknown {arch} option(s) in the metadata: {', '.join(unknown)[:200]}")
     for key, (lo, hi) in _ARCH_RANGES.items():
-        if key in arch_config:
+        if key in arch_config and not (key in _OPTIONAL and arch_config[key] is None):
             _number(arch_config[key], lo, hi, key, where)
     strides = arch_config.get("strides", (2, 2, 2, 2))
     if not isinstance(strides, (list, tuple)) or len(strides) != 4 or not all(s in (1, 2) for s in strides):

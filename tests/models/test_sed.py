@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import dymn
 from dymn.frontend import FrontendConfig, MelFrontend
 from dymn.models.sed import FrameMN, FrameMNConfig, remap_keys
 
@@ -98,3 +99,17 @@ def test_weights_of_another_sequence_model_say_so(tmp_path):
     dymn.load("fmn04", pretrained=False).save(tmp_path / "plain.pt", plain=True)
     with pytest.raises(dymn.WeightsError, match="the file has no sequence model"):
         dymn.load("fmn04_tf104", weights=tmp_path / "plain.pt")
+
+
+@pytest.mark.parametrize("name", ["fmn04", "fmn04_gru104"])
+def test_self_describing_checkpoint_round_trips(name, tmp_path):
+    # a detector without a sequence model records seq_model_dim None: it must load back (it once did not)
+    torch.manual_seed(0)
+    model = dymn.load(name, pretrained=False, num_classes=3)
+    model.info = model.info.replace(labels=("a", "b", "c"))
+    path = dymn.save_checkpoint(model, tmp_path / "det.pt")
+    back = dymn.load(path)
+    assert back.info.level == "frame" and list(back.info.labels) == ["a", "b", "c"]
+    x = torch.randn(1, 1, 128, 300)
+    for a, b in zip(model(x), back(x)):
+        torch.testing.assert_close(a, b)

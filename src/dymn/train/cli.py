@@ -62,7 +62,9 @@ def config_overrides(args, *classes) -> dict:
 
 
 def _common(p: argparse.ArgumentParser, training: bool = True) -> None:
-    p.add_argument("--data", required=True, help="dataset folder (or CSV file for the csv task)")
+    p.add_argument("--data", required=True,
+                   help="dataset folder (the csv task: a CSV file; strong: a TSV of filename, onset, offset, "
+                        "event_label)")  # fmt: skip
     p.add_argument("--model", default=None,
                    help="registry name (its released weights), mn / dymn (random), or a dymn checkpoint")  # fmt: skip
     p.add_argument("--weights", default=None, help="start from local weights (a plain state dict with --model)")
@@ -113,12 +115,14 @@ def register(sub, formatter=argparse.HelpFormatter) -> None:
     t.add_argument("task", choices=("audioset",), help="the training recipe")
     _common(t)
     t.set_defaults(func=cmd_train)
-    f = command("finetune", "fine-tune on ESC-50, FSD50K, OpenMIC, DCASE20 or your own data (folder, csv)")
+    f = command("finetune", "fine-tune on ESC-50, FSD50K, OpenMIC, DCASE20 or your own data (folder, csv; strong: "
+                            "a frame-level detector on events with onsets and offsets)")  # fmt: skip
     f.add_argument("task", choices=[x for x in TASKS if x != "audioset"], help="dataset layout and recipe")
     _common(f)
     f.set_defaults(func=cmd_train)
     e = command("evaluate", "mAP / ROC-AUC or accuracy of a model on a dataset")
-    e.add_argument("task", choices=TASKS, help="dataset layout")
+    e.add_argument("task", choices=[x for x in TASKS if x != "strong"],
+                   help="dataset layout (detectors: dymn evaluate-sed)")  # fmt: skip
     _common(e, training=False)
     e.set_defaults(func=cmd_evaluate)
 
@@ -129,7 +133,8 @@ def _model(args, num_classes: int):
 
     extra = {"width_mult": args.width_mult} if args.width_mult else {}
     if args.model is None and args.weights is None:
-        raise UsageError("name a model with --model (e.g. --model mn10_as) or give --weights")
+        example = "fmn10_tf256" if args.task == "strong" else "mn10_as"
+        raise UsageError(f"name a model with --model (e.g. --model {example}) or give --weights")
     return load(args.model, weights=args.weights, pretrained=not args.from_scratch, num_classes=num_classes, **extra)
 
 
@@ -163,7 +168,8 @@ def cmd_train(args) -> int:
                    progress=sys.stderr.isatty() if args.progress is None else args.progress,
                    export_plain=args.export_plain, devices=args.devices, accelerator=args.accelerator,
                    precision=args.precision, num_nodes=args.num_nodes, strategy=args.strategy)  # fmt: skip
-    print(f"wrote {final} (tag with: dymn tag FILE --model {final})")
+    use = "detect" if model.info.level == "frame" else "tag"
+    print(f"wrote {final} ({use} with: dymn {use} FILE --model {final})")
     return 0
 
 

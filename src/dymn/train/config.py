@@ -63,8 +63,10 @@ class DataConfig:
     wavmix: float = _f(0.0, "probability of mixing two waveforms; 0 = off")
     random_crop: bool = _f(False, "crop long clips at a random offset (else from the start)", cli=False)
     fold: int = _f(1, "ESC-50 test fold (1-5)")
-    val_fraction: float = _f(0.2, "folder/csv: fraction of clips held out for validation")
-    val_csv: str | None = _f(None, "csv: a separate validation CSV instead of a held-out fraction")
+    val_fraction: float = _f(0.2, "folder/csv/strong: fraction of clips (strong: files) held out for validation")
+    val_csv: str | None = _f(
+        None, "csv: a separate validation CSV instead of a held-out fraction (strong: a validation TSV)"
+    )
     labels: list[str] | None = _f(None, "csv: class order (default: sorted)", cli=False)
     epoch_len: int | None = _f(None, "AudioSet: clips sampled per epoch (default: all)")
     balanced_only: bool = _f(False, "AudioSet: the balanced subset only", cli=False)

@@ -33,6 +33,8 @@ class TaggingModule(L.LightningModule):
         self.multilabel = multilabel
         self.has_mask = has_mask
         self.teacher = teacher
+        # a frame-level detector: strong logits (B, C, T) against targets per frame (B, T, C)
+        self.frame_level = getattr(model.info, "level", "clip") == "frame"
         self.frontend = MelFrontend.from_config(
             model.info.frontend, freqm=cfg.freqm, timem=cfg.timem,
             fmin_aug_range=cfg.fmin_aug_range, fmax_aug_range=cfg.fmax_aug_range,
@@ -43,12 +45,23 @@ class TaggingModule(L.LightningModule):
                     m.momentum = cfg.bn_momentum
         if cfg.freeze_backbone:
             for name, p in model.named_parameters():
-                p.requires_grad_(name.startswith("classifier."))
+                p.requires_grad_(not self._in_backbone(name))
         self.model.train()  # factories return eval-mode models; Lightning keeps whatever mode it gets
         self._freeze_modes()
         self.frontend.train()
         self.skipped = 0
         self._val: list = []
+
+    def _in_backbone(self, name: str) -> bool:
+        """Whether a parameter or module belongs to the feature extractor (what a frozen backbone keeps)."""
+        if self.frame_level:  # detectors: the MobileNet; the sequence model and heads train
+            return name == "model" or name.startswith("model.")
+        return not name.startswith("classifier")
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of spectrograms: (B, C), or (B, T, C) per frame for a detector."""
+        out = self.model(x)[0]
+        return out.transpose(1, 2) if self.frame_level else out
 
     def head(self, embedding: torch.Tensor) -> torch.Tensor:
         """Logits from the pooled embedding (the MLP head after its pooling): a frozen backbone's fast path."""
@@ -63,7 +76,7 @@ class TaggingModule(L.LightningModule):
     def _freeze_modes(self) -> None:
         if self.cfg.freeze_backbone:  # frozen features keep their BatchNorm statistics too
             for name, m in self.model.named_modules():
-                if name and not name.startswith("classifier"):
+                if name and self._in_backbone(name):
                     m.eval()
 
     # --- training -----------------------------------------------------------------------------------
@@ -95,7 +108,7 @@ class TaggingModule(L.LightningModule):
                 x, y = mix(x, perm, lam), mix(y, perm, lam)
                 if mask is not None:
                     mask = torch.maximum(mask, mask[perm])
-        logits = self.head(x) if "embedding" in batch else self.model(x)[0]
+        logits = self.head(x) if "embedding" in batch else self.logits(x)
         loss = lab = label_loss(logits, y, self.multilabel, mask)
         if self.teacher is not None:
             t_probs, valid = self.teacher(batch["id"], wave)
@@ -119,12 +132,14 @@ class TaggingModule(L.LightningModule):
         if "embedding" in batch:
             logits = self.head(batch["embedding"])
         else:
-            logits, _ = self.model(self.frontend(batch["wave"]).unsqueeze(1))
+            logits = self.logits(self.frontend(batch["wave"]).unsqueeze(1))
         probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
-        mask = batch.get("mask")
-        loss = label_loss(logits, batch["target"], self.multilabel, mask)
+        mask, target = batch.get("mask"), batch["target"]
+        loss = label_loss(logits, target, self.multilabel, mask)
         self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(probs))
-        self._val.append((probs.float(), batch["target"].float(), None if mask is None else mask.float()))
+        if self.frame_level:  # every frame is a sample of the metrics (frame-level mAP)
+            probs, target = probs.flatten(0, 1), target.flatten(0, 1)
+        self._val.append((probs.float(), target.float(), None if mask is None else mask.float()))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:
@@ -193,9 +208,12 @@ def layer_groups(model: torch.nn.Module, lr: float, decay: float = 1.0) -> list[
 
     def depth(name: str) -> int:  # 0 = stem ... top = classifier
         parts = name.split(".")
+        if parts[:2] == ["model", "fmn"]:  # a detector's MobileNet
+            parts = parts[2:]
         if parts[0] in ("features", "layers"):
             return 1 + int(parts[1])
-        return {"in_c": 0, "out_c": 10_000, "classifier": 10_001}.get(parts[0], 10_000)
+        heads = {"in_c": 0, "out_c": 10_000, "classifier": 10_001, "strong_head": 10_001, "weak_head": 10_001}
+        return heads.get(parts[0], 10_000)
 
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     levels = sorted({depth(n) for n, _ in named})

@@ -25,13 +25,16 @@ RECIPES: dict[str, dict] = {
                    wavmix=0.5),
     "csv": dict(FINETUNE, batch_size=(64, 32), lr=(6e-5, 4e-5), clip_seconds="auto", roll=4000, gain=12,
                 wavmix=0.5),
+    # frame-level detectors on your strongly labelled data: 10 s chunks, EfficientSED's frame shift of +-0.125 s
+    "strong": dict(FINETUNE, batch_size=(64, 32), lr=(6e-5, 4e-5), clip_seconds=10.0, roll=2000, gain=12,
+                   wavmix=0.0),
 }  # fmt: skip
 TASKS = tuple(RECIPES)
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _DATA_FIELDS = {f.name for f in dataclasses.fields(DataConfig)}
 # Recipes by name (`--recipe`): the reference's, and "auto", the default for your own data (folder, csv)
 RECIPE_NAMES = ("auto", *TASKS)
-DEFAULT_RECIPE = {task: "auto" if task in ("folder", "csv") else task for task in TASKS}
+DEFAULT_RECIPE = {task: "auto" if task in ("folder", "csv", "strong") else task for task in TASKS}
 
 # "auto": a run of about AUTO_STEPS optimizer steps whatever the amount of data, in batches no larger than
 # an eighth of the training set (so small sets still get several steps per epoch), a peak LR that fine-tunes a

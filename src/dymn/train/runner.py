@@ -49,6 +49,14 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
         raise DataError(f"{data.root}: the training split is empty")
     if model.config.num_classes != len(td.labels):
         raise DataError(f"the model has {model.config.num_classes} outputs but the data {len(td.labels)} classes")
+    level = getattr(model.info, "level", "clip")
+    if level != td.level:
+        raise DataError(f"the strong task trains frame-level detectors (e.g. --model fmn10_tf256); {model.info.name} "
+                        f"is a clip-level tagger" if td.level == "frame" else
+                        f"{model.info.name} is a frame-level detector: train it on strongly labelled events with "
+                        f"the strong task (a TSV of filename, onset, offset, event_label)")  # fmt: skip
+    if level == "frame" and teacher is not None:
+        raise DataError("knowledge distillation from a teacher is for clip-level taggers; detectors train on labels")
     # the task decides the activation at inference: softmax for single-label (cross-entropy) training
     model.info = model.info.replace(labels=tuple(td.labels), task="multilabel" if td.multilabel else "singlelabel",
                                     clip_seconds=td.clip_seconds)  # fmt: skip
@@ -98,7 +106,7 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
     options.update({k: v for k, v in trainer_kwargs.items() if v is not None})
     if isinstance(options.get("max_time"), (int, float)):
         options["max_time"] = {"seconds": options["max_time"]}
-    if cfg.freeze_backbone and teacher is None and model.config.head_type == "mlp":
+    if cfg.freeze_backbone and teacher is None and getattr(model.config, "head_type", None) == "mlp":
         # the frozen network gives each clip the same embedding every epoch: compute it once
         if trainer_is_rank_zero():
             print("frozen backbone: computing the embeddings of the clips once ...", file=sys.stderr, flush=True)

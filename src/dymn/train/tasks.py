@@ -12,6 +12,7 @@ import torch
 
 from ..datasets.common import DataError, WaveAugment, class_weights_from_targets
 from ..datasets.sets import FileListDataset, HDF5Dataset, csv_split, dcase20_split, esc50_split, folder_split
+from ..datasets.strong import strong_split
 from .config import DataConfig
 from .recipes import TASKS
 
@@ -26,6 +27,7 @@ class TaskData:
     multilabel: bool
     cfg: DataConfig
     has_mask: bool = False
+    level: str = "clip"  # "frame": strongly labelled chunks for frame-level detectors (targets per frame)
     skipped: list[str] = field(default_factory=list)  # files left out before training: why each
 
     @property
@@ -80,6 +82,12 @@ def _file_task(task: str, root: Path, cfg: DataConfig, seed: int, train: bool) -
     elif task == "folder":
         tr, te, labels = folder_split(root, float(cfg.val_fraction), seed)
         multilabel = False
+    elif task == "strong":
+        if root.is_dir():
+            raise DataError(f"{root}: the strong task reads a TSV of events (filename, onset, offset, event_label)")
+        val_tsv = Path(cfg.val_csv) if cfg.val_csv else None
+        tr, te, labels = strong_split(root, val_tsv, float(cfg.val_fraction), seed, cfg.labels)
+        multilabel = True
     else:
         val_csv = Path(cfg.val_csv) if cfg.val_csv else None
         tr, te, labels = csv_split(root, val_csv, float(cfg.val_fraction), seed, cfg.labels)
@@ -90,6 +98,8 @@ def _file_task(task: str, root: Path, cfg: DataConfig, seed: int, train: bool) -
         if not len(tr["paths"]):
             raise DataError(f"{root}: none of the training files can be read ({skipped[0] if skipped else ''})")
     clip = cfg.clip_seconds
+    if task == "strong":
+        return _strong_task(tr, te, labels, cfg, seed, train, skipped)
     if clip == "auto":  # the headers were read once already when training
         clip = _auto_clip_seconds(tr["seconds"] if "seconds" in tr else _readable(tr, [])["seconds"])
     cfg = dataclasses.replace(cfg, clip_seconds=clip)
@@ -116,7 +126,34 @@ def _readable(split: dict, skipped: list[str]) -> dict:
             keep.append(i)
         except AudioError as exc:
             skipped.append(str(exc))
-    return {"paths": [split["paths"][i] for i in keep], "targets": split["targets"][keep], "seconds": seconds}
+    out = {"paths": [split["paths"][i] for i in keep], "targets": split["targets"][keep], "seconds": seconds}
+    if "events" in split:
+        out["events"] = [split["events"][i] for i in keep]
+    return out
+
+
+def _strong_task(tr: dict, te: dict, labels: list[str], cfg: DataConfig, seed: int, train: bool,
+                 skipped: list[str]) -> TaskData:  # fmt: skip
+    """Strongly labelled files cut into the 10 s chunks the detectors see (16 kHz, 250 frames each)."""
+    import dataclasses
+
+    from ..datasets.strong import StrongDataset
+    from ..models.sed import SEQ_LEN
+    from ..registry import SED_FRONTEND
+
+    if cfg.clip_seconds not in ("auto", None, 10, 10.0):
+        raise DataError(f"the strong task trains on 10 s chunks (what the detectors see); got clip_seconds "
+                        f"{cfg.clip_seconds}")  # fmt: skip
+    cfg = dataclasses.replace(cfg, clip_seconds=10.0)
+    te = te if "seconds" in te else _readable(te, [])
+    common = dict(labels=labels, sample_rate=SED_FRONTEND.sample_rate, clip_seconds=10.0, n_frames=SEQ_LEN,
+                  cache_dir=cfg.cache_dir, seed=seed)  # fmt: skip
+    train_ds = None
+    if train:
+        aug = WaveAugment(gain_db=int(cfg.gain), roll=int(cfg.roll))
+        train_ds = StrongDataset(tr["paths"], tr["events"], tr["seconds"], train=True, augment=aug, **common)
+    val_ds = StrongDataset(te["paths"], te["events"], te["seconds"], train=False, **common)
+    return TaskData(train_ds, val_ds, labels, True, cfg, level="frame", skipped=skipped)
 
 
 def _hdf5_task(task, root: Path, cfg: DataConfig, seed: int, train: bool) -> TaskData:
