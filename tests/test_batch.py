@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import dymn
+
 pytest.importorskip("ray", reason="batch jobs need the [batch] extra (ray)")
 pq = pytest.importorskip("pyarrow.parquet")
 
@@ -241,3 +243,27 @@ def test_cli_help_and_usage(capsys):
     assert "--address" in text and "--gpus-per-worker" in text and "default" in text
     assert main(["batch", "tag", "x.wav", "-o", "o", "--batch-size", "0"]) == 2
     assert os.path.exists("o") is False
+
+
+def test_detectors_detect_and_timeline_as_the_single_process_commands(tmp_path, release_cache, capsys):
+    detector = "fmn04_tf104"
+    release_cache(detector, MODEL)
+    data = _corpus(tmp_path / "data", n=2, seconds=3.0)
+    sf.write(data / "long.wav", tone(900, 12.0, sr=16000), 16000)
+    run("detect", [str(data)], str(tmp_path / "det"), model=detector, events={"threshold": 0.2}, progress=False)
+    rows = {Path(r["path"]).name: r for r in _rows(tmp_path / "det")}
+    assert rows["broken.wav"]["status"] == "error" and rows["broken.wav"]["events"] is None
+    for name in ("clip000.wav", "long.wav"):
+        args = ["detect", str(data / name), "--model", detector, "--threshold", "0.2", "--format", "json"]
+        _one_thread(lambda: main(args))  # noqa: B023 (called at once)
+        ref = json.loads(capsys.readouterr().out)[0]
+        assert rows[name]["duration"] == ref["duration"]
+        assert [(e["label"], e["onset"], e["offset"]) for e in rows[name]["events"]] == [
+            (e["label"], e["onset"], e["offset"]) for e in ref["events"]]  # fmt: skip
+    run("timeline", [str(data / "long.wav")], str(tmp_path / "tl"), model=detector, progress=False)
+    (row,) = _rows(tmp_path / "tl")
+    assert len(row["window_start"]) == 300 and row["window_end"][0] == pytest.approx(0.04)  # its 40 ms frames
+    with pytest.raises(dymn.UsageError, match="frame-level detector: use `dymn batch detect`"):
+        run("tag", [str(data)], str(tmp_path / "x"), model=detector, progress=False)
+    with pytest.raises(dymn.UsageError, match="clip-level tagger"):
+        run("detect", [str(data)], str(tmp_path / "y"), model=MODEL, progress=False)

@@ -164,3 +164,24 @@ def test_released_key_names_and_wrong_family(sed_cache, tmp_path, capsys, releas
     assert main(["detect", str(_wav(tmp_path / "a.wav", 1.0)), "--model", "fmn10",
                  "--weights", str(tmp_path / "tagger.pt")]) == 1  # fmt: skip
     assert "do not fit fmn" in capsys.readouterr().err
+
+
+def test_timeline_of_a_detector_is_its_frames_or_their_peaks(sed_cache, tmp_path, capsys):
+    import dymn
+    from dymn.cli import main
+
+    clip = _wav(tmp_path / "b.wav", 12.3)
+    det = dymn.detect(clip, model=DETECTOR)
+    frames = dymn.timeline(clip, model=DETECTOR)
+    # the frames of the audio (the zero-padding's left out), 40 ms each, the same probabilities
+    assert frames.probs.shape == (308, 447) and frames.window == frames.hop == 0.04
+    np.testing.assert_allclose(frames.probs, det.probs[:308])
+    assert frames.ends[-1] == pytest.approx(12.3) and frames.starts[1] == pytest.approx(0.04)
+    pooled = dymn.timeline(clip, model=DETECTOR, window=2.0, hop=1.0)
+    assert pooled.starts.tolist()[:3] == [0.0, 1.0, 2.0] and pooled.ends[-1] == pytest.approx(12.3)
+    np.testing.assert_allclose(pooled.probs[1], det.probs[25:75].max(axis=0))
+    with pytest.raises(dymn.UsageError, match="no window embeddings"):
+        dymn.timeline(clip, model=DETECTOR, embeddings=True)
+    assert main(["timeline", str(clip), "--model", DETECTOR, "--format", "json", "--top-k", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["window"] == 0.04 and len(out["windows"]) == 308 and out["model"] == DETECTOR

@@ -1,4 +1,4 @@
-"""Corpus-scale jobs on Ray Data: tag, embed or timeline every file of a corpus into Parquet shards.
+"""Corpus-scale jobs on Ray Data: tag, embed, timeline or detect every file of a corpus into Parquet shards.
 
 The input list (files, folders, globs, or a CSV/Parquet manifest with a ``path`` column; local or on any
 filesystem pyarrow reads) is sorted and cut into shards of ``shard_size`` files, each written as one Parquet
@@ -6,7 +6,8 @@ file named from its position and its paths. A shard file exists only when comple
 name and renamed), so running the same job again skips the finished shards and does the rest. Decoding and
 resampling run as Ray tasks on CPUs; the model runs in a pool of actors (one model load each, GPUs when asked)
 fed with batches of clips; a file that cannot be decoded becomes a row with its error. Results are the same
-numbers as ``dymn tag`` / ``dymn embed`` / ``dymn timeline`` give for each file.
+numbers as ``dymn tag`` / ``dymn embed`` / ``dymn timeline`` / ``dymn detect`` give for each file (tag and embed
+need a clip tagger, detect a frame-level detector; timeline takes both).
 
 Needs the ``[batch]`` extra (Ray Data, pyarrow).
 """
@@ -28,7 +29,7 @@ from .corpus import SHARD_SIZE, BatchError, _filesystem, _is_remote, expand_inpu
 from .errors import UsageError, require
 from .raycluster import check_address, connect, quiet
 
-COMMANDS = ("tag", "embed", "timeline")
+COMMANDS = ("tag", "embed", "timeline", "detect")
 JOB_FILE = "_dymn_job.json"
 # Each model actor reserves one CPU (and runs PyTorch on `threads` threads, default 1); decoding tasks reserve a
 # quarter of a CPU each. PyTorch's CPU kernels give results that depend (by ~1e-8) on the thread count: a batch
@@ -164,9 +165,10 @@ def _table(rows: list[dict], command: str, num_classes: int, embed_dim: int):
             data["all_probabilities"] = fixed(col("all_probabilities"), num_classes)
     elif command == "embed":
         data["embedding"] = fixed(col("embedding"), embed_dim)
+    elif command == "detect":
+        data["events"] = pa.array(col("events"), pa.list_(_EVENT()))
     else:
-        event = pa.struct([("label", pa.string()), ("index", pa.int32()), ("onset", pa.float64()),
-                           ("offset", pa.float64()), ("peak", pa.float64())])  # fmt: skip
+        event = _EVENT()
         data["window_start"] = pa.array(col("window_start"), pa.list_(pa.float64()))
         data["window_end"] = pa.array(col("window_end"), pa.list_(pa.float64()))
         data["window_top_labels"] = pa.array(col("window_top_labels"), pa.list_(pa.list_(pa.string())))
@@ -175,6 +177,13 @@ def _table(rows: list[dict], command: str, num_classes: int, embed_dim: int):
             pa.list_(pa.list_(pa.float32())))  # fmt: skip
         data["events"] = pa.array(col("events"), pa.list_(event))
     return pa.table(data)
+
+
+def _EVENT():  # noqa: N802 (a type, built on use: pyarrow is imported lazily)
+    import pyarrow as pa
+
+    return pa.struct([("label", pa.string()), ("index", pa.int32()), ("onset", pa.float64()),
+                      ("offset", pa.float64()), ("peak", pa.float64())])  # fmt: skip
 
 
 def _parquet_bytes(table) -> bytes:
@@ -188,10 +197,12 @@ def _parquet_bytes(table) -> bytes:
 
 def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = None, weights: str | None = None,
         address: str | None = None, workers: int | None = None, gpus_per_worker: float = 0, batch_size: int = 8,
-        shard_size: int = SHARD_SIZE, top_k: int = 10, all_probabilities: bool = False, window: float = 10.0,
-        hop: float = 1.0, events: dict | None = None, threads: int = 1,
+        shard_size: int = SHARD_SIZE, top_k: int = 10, all_probabilities: bool = False, window: float | None = None,
+        hop: float | None = None, events: dict | None = None, threads: int = 1,
         progress: bool | None = None) -> BatchSummary:  # fmt: skip
-    """Run a batch job (``command``: tag, embed or timeline) over ``inputs`` into Parquet shards in ``out_dir``.
+    """Run a batch job (``command``: tag, embed, timeline or detect) over ``inputs`` into Parquet shards in
+    ``out_dir``. ``window``/``hop``: as :func:`dymn.timeline` (default 10 s and 1 s; a detector: its frames);
+    ``events``: :class:`~dymn.timelines.EventConfig` settings (detect: threshold and median).
 
     ``address``: None starts a local Ray instance; "auto" or HOST:PORT joins a running cluster. ``workers``:
     model actors (default: 3/4 of the cluster's CPUs, at least 1); ``gpus_per_worker`` > 0 runs them on
@@ -209,14 +220,33 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
         raise UsageError("--batch-size, --workers and --threads must be at least 1, --gpus-per-worker and --top-k "
                          "not negative")  # fmt: skip
     options: dict = {"batch_size": batch_size}
+    check_address(address)
+    net = load(model or (None if weights else DEFAULT_MODEL), weights=weights, device="cpu")
+    if not net.info.trained:
+        raise UsageError(f"{net.info.name} has a random classifier; use a trained model such as {DEFAULT_MODEL}")
+    frame_level = net.info.level == "frame"
+    if frame_level and command in ("tag", "embed"):
+        raise UsageError(f"{net.info.name} is a frame-level detector: use `dymn batch detect` or `dymn batch "
+                         f"timeline` (`batch {command}` needs a clip tagger such as {DEFAULT_MODEL})")  # fmt: skip
+    if command == "detect" and not frame_level:
+        raise UsageError(f"{net.info.name} is a clip-level tagger: `dymn batch detect` needs a frame-level detector "
+                         "such as fmn10_tf256 (`dymn batch timeline` takes taggers)")  # fmt: skip
+    given = {k: v for k, v in (events or {}).items() if v is not None}
     if command == "tag":
         options.update(top_k=top_k, all_probabilities=bool(all_probabilities))
+    elif command == "detect":
+        median = int(given.get("median", 9))
+        if median < 1 or median % 2 == 0:
+            raise UsageError(f"the median window must be a positive odd number of frames, got {median}")
+        options.update(threshold=float(given.get("threshold", 0.5)), median=median)
     elif command == "timeline":
-        check_window_hop(window, hop)
-        cfg = EventConfig(**(events or {}))
+        frames = frame_level and window is None and hop is None
+        if not frames:
+            window, hop = 10.0 if window is None else window, 1.0 if hop is None else hop
+            check_window_hop(window, hop)
+        cfg = EventConfig(**{"median": 9 if frames else 3, **given})
         options.update(window=window, hop=hop, top_k=top_k, events={
             k: getattr(cfg, k) for k in ("threshold", "low", "median", "merge_gap", "min_duration")})  # fmt: skip
-    check_address(address)
     paths = expand_inputs(inputs)
     if not paths:
         raise BatchError("the inputs hold no audio files")
@@ -226,9 +256,6 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
     count = chunk_size(batch_size)
     shard_size = -(-shard_size // count) * count
     shards = plan_shards(paths, shard_size)
-    net = load(model or (None if weights else DEFAULT_MODEL), weights=weights, device="cpu")
-    if not net.info.trained:
-        raise UsageError(f"{net.info.name} has a random classifier; use a trained model such as {DEFAULT_MODEL}")
     spec = f"{model or ''}|{weights or ''}"
     job = _job(command, net.info.name, spec, options, paths, shard_size)
     out = _Output(out_dir)

@@ -36,7 +36,7 @@ def _decode_batch(batch: dict, sample_rate: int, command: str) -> dict:
                     err = errors.get(p, "")
                     if not err:
                         try:
-                            if command == "timeline":
+                            if command in ("timeline", "detect"):
                                 audio_info(lp)
                             else:
                                 decoded = read_audio(lp, sample_rate, max_seconds=MAX_CLIP_SECONDS)
@@ -68,14 +68,15 @@ class _ModelWorker:
         import ray
         import torch
 
-        from .inference import Tagger
+        from .detection import scorer
 
         if threads:
             torch.set_num_threads(threads)
         # the model comes as a reference inside a list: Ray does not resolve nested references, so the actor's
         # constructor arguments stay small and a restarted actor fetches the model again from the driver's copy
         model = ray.get(model_ref[0])
-        self.tagger = Tagger(model, device=device, batch_size=int(options.get("batch_size", 8)))
+        # a Tagger, or a Detector for a frame-level model (timeline and detect stream their files themselves)
+        self.tagger = scorer(model, device=device, batch_size=int(options.get("batch_size", 8)))
         self.command, self.options = command, options
 
     def __call__(self, batch: dict) -> dict:
@@ -121,12 +122,32 @@ class _ModelWorker:
             for i in ok:  # as `dymn embed`: each file on its own
                 _, e = self.tagger.run_batch(waves[i][None])
                 extra[i] = {"embedding": e[0].astype(np.float32)}
+        elif self.command == "detect":
+            for i in range(n):
+                extra[i] = self._detect(paths[i], errors, durations, i, ok)
         else:
             for i in range(n):
                 extra[i] = self._timeline(paths[i], errors, durations, i, ok)
         return [{"path": paths[i], "shard": shard, "order": orders[i], **extra[i],
                  "duration": round(durations[i], 4) if durations[i] == durations[i] else None,
                  "error": errors[i] or None, "status": "error" if errors[i] else "ok"} for i in range(n)]  # fmt: skip
+
+    def _detect(self, path: str, errors: list[str], durations: list[float], i: int, ok: list[int]) -> dict:
+        from .errors import AudioError
+
+        if i not in ok:
+            return {"events": []}
+        try:
+            local, cleanup = _local_copy(path)
+            try:
+                found = self.tagger.detect(local, threshold=self.options["threshold"], median=self.options["median"])
+            finally:
+                cleanup()
+        except (AudioError, OSError) as exc:
+            errors[i] = str(exc)
+            return {"events": []}
+        durations[i] = found.duration
+        return {"events": [e.to_dict() for e in sorted(found.events, key=lambda e: (e.onset, e.index))]}
 
     def _timeline(self, path: str, errors: list[str], durations: list[float], i: int, ok: list[int]) -> dict:
         from .errors import AudioError

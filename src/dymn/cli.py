@@ -74,7 +74,10 @@ def _refuse_untrained(model) -> None:
         raise UsageError(f"{info.name} is {what} a random classifier; use a trained model such as dymn10_as")
 
 
-def _tagger(args):
+def _tagger(args, detectors: bool = False):
+    """The model of ``args`` ready to score audio: a Tagger, or with ``detectors`` a Detector for a
+    frame-level model."""
+    from .detection import scorer
     from .inference import Tagger, resolve_device
 
     if args.batch_size < 1:
@@ -82,6 +85,8 @@ def _tagger(args):
     resolve_device(args.device)
     model = _load(args)
     _refuse_untrained(model)
+    if detectors:
+        return scorer(model, device=args.device, batch_size=args.batch_size)
     return Tagger(model, device=args.device, batch_size=args.batch_size)
 
 
@@ -195,15 +200,21 @@ def cmd_timeline(args) -> int:
     from .timelines import check_window_hop, detect_events, plot_timeline, timeline
 
     _check_outputs([args.scores, args.plot, args.output], [args.file])
-    cfg = _event_config(args)
-    check_window_hop(args.window, args.hop)
+    if args.median is not None:
+        cfg = _event_config(args)  # bad event settings fail before the model is loaded
+    if args.window is not None or args.hop is not None:
+        check_window_hop(10.0 if args.window is None else args.window, 1.0 if args.hop is None else args.hop)
     if args.plot:
         from .errors import require
 
         require("matplotlib", "plot", "--plot")
     audio_info(args.file)  # a bad file fails before the model is loaded
-    tagger = _tagger(args)
+    tagger = _tagger(args, detectors=True)
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    if args.median is None:  # a detector's own 40 ms frames: the reference's 9-frame median filter
+        frames = tagger.info.level == "frame" and args.window is None and args.hop is None
+        args.median = 9 if frames else 3
+        cfg = _event_config(args)
     tl = timeline(args.file, window=args.window, hop=args.hop, tagger=tagger, progress=progress)
     events = detect_events(tl, cfg)
     if args.scores:
@@ -367,8 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     tl = command("timeline", "class probabilities over time and events, for audio of any length", cmd_timeline)
     tl.add_argument("file", help="an audio file (decoded in blocks: hours are fine)")
     _model_args(tl)
-    tl.add_argument("--window", type=float, default=10.0, help="window length in seconds")
-    tl.add_argument("--hop", type=float, default=1.0, help="seconds between windows")
+    tl.add_argument("--window", type=float, default=None,
+                    help="window length in seconds (default: 10; a detector: its 40 ms frames, or with --window the "
+                         "peak of the frames in each window)")  # fmt: skip
+    tl.add_argument("--hop", type=float, default=None, help="seconds between windows (default: 1)")
     tl.add_argument("--threshold", type=float, default=0.5, help="an event starts where a class reaches this")
     tl.add_argument(
         "--low-threshold",
@@ -376,7 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="hysteresis: an event lasts while its class stays above this (default: threshold)",
     )
-    tl.add_argument("--median", type=int, default=3, help="median smoothing over N windows (odd; 1 = none)")
+    tl.add_argument(
+        "--median",
+        type=int,
+        default=None,
+        help="median smoothing over N windows (odd; 1 = none; default 3, a detector's frames: 9)",
+    )
     tl.add_argument("--merge-gap", type=float, default=0.0, help="merge events of a class closer than this (s)")
     tl.add_argument("--min-duration", type=float, default=0.0, help="drop events shorter than this (s)")
     tl.add_argument("--format", choices=("text", "csv", "json"), default="text",
@@ -428,8 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5, help="timing rounds (the minimum is reported)")
     b.add_argument("--onnx", action="store_true", help="also time onnxruntime on an export of each model")
     b.add_argument("--output", "-o", default=None, help="write the markdown table to this file")
-    ba = command("batch", "tag, embed or timeline a corpus on Ray into Parquet shards (resumable)", cmd_batch)
-    ba.add_argument("job", choices=("tag", "embed", "timeline"), help="what to compute for every file")
+    ba = command("batch", "tag, embed, timeline or detect a corpus on Ray into Parquet shards (resumable)",
+                 cmd_batch)  # fmt: skip
+    ba.add_argument("job", choices=("tag", "embed", "timeline", "detect"),
+                    help="what to compute for every file (detect: with a frame-level detector)")  # fmt: skip
     ba.add_argument("inputs", nargs="+", metavar="INPUT",
                     help="files, folders, globs, or a manifest (.csv/.parquet with a 'path' column); local or "
                          "s3://, gs://, ... (what pyarrow reads)")  # fmt: skip
@@ -445,10 +465,18 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--shard-size", type=int, default=1000, help="files per output shard")
     ba.add_argument("--top-k", type=int, default=10, help="tag: labels per file; timeline: per window (0 = all)")
     ba.add_argument("--all-probabilities", action="store_true", help="tag: also every class's probability")
-    ba.add_argument("--window", type=float, default=10.0, help="timeline: window length in seconds")
-    ba.add_argument("--hop", type=float, default=1.0, help="timeline: seconds between windows")
-    ba.add_argument("--threshold", type=float, default=0.5, help="timeline: an event starts where a class reaches this")
-    ba.add_argument("--median", type=int, default=3, help="timeline: median smoothing over N windows")
+    ba.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        help="timeline: window length in seconds (default 10; a detector: its 40 ms frames)",
+    )
+    ba.add_argument("--hop", type=float, default=None, help="timeline: seconds between windows (default 1)")
+    ba.add_argument("--threshold", type=float, default=0.5,
+                    help="timeline, detect: an event starts where a class reaches this")  # fmt: skip
+    ba.add_argument("--median", type=int, default=None,
+                    help="timeline, detect: median smoothing over N windows or frames (default 3; a detector's "
+                         "frames: 9)")  # fmt: skip
     ba.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="progress bar on stderr (default: on a terminal)")  # fmt: skip
 

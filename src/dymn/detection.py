@@ -253,6 +253,50 @@ class Detector:
             run(pending)
         return np.concatenate(out), total / sr
 
+    @property
+    def sample_rate(self) -> int:
+        return self.info.sample_rate
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.info.labels)
+
+    def probabilities(self, audio: str | os.PathLike | np.ndarray) -> tuple[np.ndarray, float]:
+        """Frame probabilities (n_chunks * 250, C) of a file (streamed) or a waveform at the model's rate, and
+        the audio's duration in seconds."""
+        if isinstance(audio, np.ndarray):
+            if audio.ndim != 1 or audio.size == 0:
+                raise ValueError("a waveform must be a non-empty 1-D array at the model's sample rate")
+            probs = chunk_probabilities(self.model, self.frontend, np.asarray(audio, np.float32), self.sample_rate,
+                                        self.batch_size)  # fmt: skip
+            return probs, len(audio) / self.sample_rate
+        return self._chunks(audio)
+
+    def timeline(self, audio: str | os.PathLike | np.ndarray, window: float | None = None,
+                 hop: float | None = None):  # fmt: skip
+        """The frames as a :class:`~dymn.timelines.Timeline` (40 ms windows, the zero-padding's frames left
+        out); with ``window`` and ``hop`` (seconds), each window's probability is the peak of its frames."""
+        from .timelines import Timeline, check_window_hop, window_starts
+
+        probs, duration = self.probabilities(audio)
+        times = frame_times(len(probs), duration)
+        keep = max(1, int(np.count_nonzero(times[:, 0] < duration)))
+        probs, times = probs[:keep], times[:keep]
+        source = "<array>" if isinstance(audio, np.ndarray) else os.fspath(audio)
+        if window is None and hop is None:
+            return Timeline(self.labels, times[:, 0], times[:, 1], probs, duration, FRAME_SECONDS, FRAME_SECONDS,
+                            source)  # fmt: skip
+        window = window or CHUNK_SECONDS
+        hop = hop or window
+        check_window_hop(window, hop)
+        ms = int(round(duration * 1000))  # window starts on a 1 ms grid
+        starts = np.asarray(window_starts(ms, max(1, round(window * 1000)), max(1, round(hop * 1000)))) / 1000
+        ends = np.minimum(starts + window, duration)
+        lo = np.floor(np.round(starts / FRAME_SECONDS, 6)).astype(int)
+        hi = np.maximum(lo + 1, np.ceil(np.round(ends / FRAME_SECONDS, 6)).astype(int))
+        pooled = np.stack([probs[a:b].max(axis=0) for a, b in zip(lo, hi)])
+        return Timeline(self.labels, starts, ends, pooled, duration, window, hop, source)
+
     def detect(self, path: str | os.PathLike, threshold: float = 0.5, per_class: Mapping[str, float] | None = None,
                median: int = 9) -> Detection:  # fmt: skip
         thresholds = class_thresholds(self.info.labels, self.mids, threshold, per_class)
@@ -262,6 +306,19 @@ class Detector:
         events = find_events(filtered > thresholds, times, list(self.info.labels), filtered)
         return Detection(os.fspath(path), duration, list(self.info.labels), self.mids, probs, times, events,
                          self.info.name, median, {"default": threshold, **dict(per_class or {})})  # fmt: skip
+
+
+def scorer(model=None, device: str = "cpu", batch_size: int = 8):
+    """What turns a model's audio into scores over time: a :class:`~dymn.inference.Tagger` for a clip-level
+    model, a :class:`Detector` for a frame-level one (``model``: anything :func:`dymn.load` takes)."""
+    from .inference import Tagger
+    from .loader import load
+
+    if model is None or isinstance(model, (str, os.PathLike, list, tuple)):
+        model = load(model)
+    if getattr(model.info, "level", "clip") == "frame":
+        return Detector(model, device, batch_size)
+    return Tagger(model, device=device, batch_size=batch_size)
 
 
 def detect(path: str | os.PathLike, model=None, threshold: float = 0.5, per_class: Mapping[str, float] | None = None,

@@ -22,7 +22,6 @@ import numpy as np
 from .atomic import atomic_write, write_text
 from .audio import audio_info, stream_audio
 from .errors import UsageError, printable
-from .inference import Tagger
 
 
 def window_starts(n_samples: int, win: int, hop: int) -> list[int]:
@@ -137,23 +136,34 @@ def check_window_hop(window: float, hop: float) -> None:
 def timeline(
     audio: str | os.PathLike | np.ndarray,
     model=None,
-    window: float = 10.0,
-    hop: float = 1.0,
+    window: float | None = None,
+    hop: float | None = None,
     batch_size: int = 8,
     device: str = "cpu",
     embeddings: bool = False,
-    tagger: Tagger | None = None,
+    tagger=None,
     block_seconds: float = 60.0,
     progress: bool = False,
 ) -> Timeline:
     """Score ``audio`` (a path, streamed from disk, or a waveform at the model's rate) window by window.
 
     ``model`` is anything :func:`dymn.load` takes (default ``dymn10_as``); windows are batched
-    ``batch_size`` at a time. ``progress`` shows a bar (seconds of audio) on stderr.
+    ``batch_size`` at a time. ``progress`` shows a bar (seconds of audio) on stderr. A clip tagger scores
+    windows of ``window`` seconds (default 10) every ``hop`` (default 1). A frame-level detector (``fmn...``)
+    gives its 40 ms frames; with ``window``/``hop`` the peak of the frames in each window.
+    ``tagger``: a :class:`~dymn.inference.Tagger` or :class:`~dymn.detection.Detector` to use instead of ``model``.
     """
-    check_window_hop(window, hop)
     if tagger is None:
-        tagger = Tagger(model, device=device, batch_size=batch_size)
+        from .detection import scorer
+
+        tagger = scorer(model, device=device, batch_size=batch_size)
+    if getattr(tagger.info, "level", "clip") == "frame":
+        if embeddings:
+            raise UsageError(f"{tagger.info.name} is a frame-level detector: it gives no window embeddings")
+        return tagger.timeline(audio, window, hop)
+    window = 10.0 if window is None else window
+    hop = 1.0 if hop is None else hop
+    check_window_hop(window, hop)
     sr = tagger.sample_rate
     win, hop_n = max(1, round(window * sr)), max(1, round(hop * sr))
 

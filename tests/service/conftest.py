@@ -74,3 +74,23 @@ def real_server(tmp_path_factory):
     server.model_args, server.cache, server.real, server.clip = model_args, str(cache), real, clip
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def detector_server(tmp_path_factory):
+    """The service on a frame-level detector: a stand-in fmn04_tf104 (random weights in the released layout)
+    and a generated 12.5 s clip at 16 kHz."""
+    pytest.importorskip("fastapi", reason="the service needs the [serve] extra")
+    import numpy as np
+    import soundfile as sf
+
+    from ..conftest import stand_in_release
+
+    cache = tmp_path_factory.mktemp("serve-detector-cache")
+    stand_in_release(cache, "fmn04_tf104")
+    clip = cache / "noise.wav"
+    sf.write(clip, (np.random.default_rng(0).standard_normal(int(12.5 * 16000)) * 0.1).astype(np.float32), 16000)
+    server = Server(["--model", "fmn04_tf104"], {**os.environ, "DYMN_CACHE": str(cache)})
+    server.model_args, server.cache, server.clip = ["--model", "fmn04_tf104"], str(cache), clip
+    yield server
+    server.stop()

@@ -121,3 +121,30 @@ def test_ray_serve_engine_runs_the_same_app_and_stops_cleanly(release_cache, tmp
     while replicas() and time.monotonic() < end:
         time.sleep(0.5)
     assert not replicas()
+
+
+def test_a_detector_is_served_too(detector_server, capsys, monkeypatch):
+    monkeypatch.setenv("DYMN_CACHE", detector_server.cache)
+    clip, model = detector_server.clip, detector_server.model_args
+    data = clip.read_bytes()
+    described = httpx.get(detector_server.url + "/v1/models", timeout=10).json()["models"][0]
+    assert described["level"] == "frame" and described["classes"] == 447
+    found = _post(detector_server, "/v1/detect", data, clip.name, threshold=0.1)
+    assert found.status_code == 200
+    assert main(["detect", str(clip), *model, "--threshold", "0.1", "--format", "json"]) == 0
+    cli = json.loads(capsys.readouterr().out)[0]
+    assert found.json()["events"] == cli["events"] and found.json()["file"] == clip.name  # the same numbers
+    frames = _post(detector_server, "/v1/timeline", data, clip.name, top_k=3)
+    assert frames.status_code == 200 and frames.json()["window"] == 0.04 and len(frames.json()["windows"]) == 313
+    windows = _post(detector_server, "/v1/timeline", data, clip.name, window=5, hop=5)
+    assert [w["start"] for w in windows.json()["windows"]] == [0.0, 5.0, 7.5]
+    for path in ("/v1/tag", "/v1/embed"):
+        r = _post(detector_server, path, data, clip.name)
+        assert r.status_code == 409 and "frame-level detector" in r.json()["error"]["message"]
+    bad = _post(detector_server, "/v1/detect", data, clip.name, median=4)
+    assert bad.status_code == 422 and "odd" in bad.json()["error"]["message"]
+
+
+def test_a_tagger_refuses_detect_clearly(real_server):
+    r = _post(real_server, "/v1/detect", real_server.clip.read_bytes(), real_server.clip.name)
+    assert r.status_code == 409 and "clip tagger" in r.json()["error"]["message"]

@@ -84,3 +84,17 @@ def test_page_without_the_shared_data(browser, release_cache, tmp_path):
         page.close()
     finally:
         server.stop()
+
+
+def test_page_with_a_detector_shows_frames_and_events(detector_server, browser):
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(detector_server.url + "/")
+    page.wait_for_selector("text=a sound event detector")
+    assert not page.locator("#windowing").is_visible()
+    page.fill("#threshold", "0.1")
+    page.set_input_files("#file", str(detector_server.clip))
+    page.wait_for_selector("#timeline-section:not(.hidden)", timeout=60_000)
+    assert "Done: noise.wav, 12.50 s" in page.locator("#status").inner_text()
+    assert page.locator("#tags-section").is_hidden()
+    assert page.evaluate("document.getElementById('heat').width") > 313 * 3
+    page.close()

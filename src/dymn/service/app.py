@@ -5,9 +5,7 @@ from importlib import resources
 # at module level, not in create_app: FastAPI reads the endpoints' annotations (Request, Query) by name
 from fastapi import FastAPI, Query, Request
 
-from .core import Limits, ServiceCore, ServiceError
-
-API_VERSION = "v1"
+from .core import API_VERSION, Limits, ServiceCore, ServiceError
 
 
 class BodyLimit:
@@ -117,7 +115,8 @@ def create_app(core: ServiceCore):
             raise ServiceError(422, "top_k: must be 0 (all classes) or positive")
         return top_k
 
-    responses = {413: {"description": "upload or audio too long"}, 415: {"description": "not audio"},
+    responses = {409: {"description": "the endpoint does not fit the model served (tagger or detector)"},
+                 413: {"description": "upload or audio too long"}, 415: {"description": "not audio"},
                  422: {"description": "bad parameters or undecodable audio"}}  # fmt: skip
     audio_body = {"requestBody": {"content": {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
@@ -132,11 +131,27 @@ def create_app(core: ServiceCore):
 
     @app.post(f"/{API_VERSION}/timeline", responses=responses, openapi_extra=audio_body,
               summary="Windows and events over time (as `dymn timeline FILE --format json`)")  # fmt: skip
-    async def timeline(request: Request, window: float = Query(10.0, gt=0), hop: float = Query(1.0, gt=0),
-                       threshold: float = Query(0.5, ge=0, le=1), median: int = Query(3, ge=1),
+    async def timeline(request: Request,
+                       window: float | None = Query(None, gt=0, description="seconds (default 10; a detector: its "
+                                                                           "40 ms frames)"),
+                       hop: float | None = Query(None, gt=0, description="seconds (default 1)"),
+                       threshold: float = Query(0.5, ge=0, le=1),
+                       median: int | None = Query(None, ge=1, description="windows (default 3; a detector's "
+                                                                          "frames: 9)"),
                        top_k: int = Query(10)):  # fmt: skip
         data, name = await upload(request)
         return await core.timeline(data, name, window, hop, threshold, median, query_top_k(top_k))
+
+    @app.post(
+        f"/{API_VERSION}/detect",
+        responses=responses,
+        openapi_extra=audio_body,
+        summary="Sound events every 40 ms with a frame-level detector (as `dymn detect FILE --format json`)",
+    )
+    async def detect(request: Request, threshold: float = Query(0.5, ge=0, le=1),
+                     median: int = Query(9, ge=1, description="median filter over N frames (odd)")):  # fmt: skip
+        data, name = await upload(request)
+        return await core.detect(data, name, threshold, median)
 
     @app.post(f"/{API_VERSION}/embed", responses=responses, openapi_extra=audio_body,
               summary="The clip embedding (as `dymn embed FILE`)")  # fmt: skip
@@ -151,8 +166,9 @@ def create_app(core: ServiceCore):
 
     @app.get("/healthz", summary="Liveness")
     async def healthz():
-        return {"status": "ok", "model": core.info.name, "batches": core.batcher.batches,
-                "clips": core.batcher.clips}  # fmt: skip
+        batcher = core.batcher  # None for a detector: each file is its own batch of 10 s chunks
+        return {"status": "ok", "model": core.info.name, "batches": batcher.batches if batcher else 0,
+                "clips": batcher.clips if batcher else 0}  # fmt: skip
 
     page = resources.files("dymn.service").joinpath("static/index.html").read_text(encoding="utf-8")
 

@@ -14,6 +14,8 @@ import numpy as np
 
 from ..errors import AudioError, DymnError
 
+API_VERSION = "v1"
+
 
 class ServiceError(DymnError):
     """A request the service refuses, with the HTTP status that says why."""
@@ -97,6 +99,7 @@ class ServiceCore:
 
     def __init__(self, model=None, weights: str | None = None, limits: Limits | None = None, batching: bool = True,
                  device: str = "cpu"):  # fmt: skip
+        from ..detection import Detector
         from ..inference import Tagger
         from ..loader import DEFAULT_MODEL, load
 
@@ -105,18 +108,22 @@ class ServiceCore:
         if not net.info.trained:
             raise DymnError(f"{net.info.name} has a random classifier; serve a trained model such as {DEFAULT_MODEL}")
         self.limits = limits or Limits()
-        self.tagger = Tagger(net, device=device, batch_size=self.limits.max_batch)
-        self.batcher = Batcher(self.tagger, self.limits.max_batch, self.limits.batch_wait_ms, batching)
+        # a frame-level detector runs each file's 10 s chunks as one batch itself: no cross-request batching
+        self.detector = Detector(net, device, self.limits.max_batch) if net.info.level == "frame" else None
+        self.tagger = Tagger(net, device=device, batch_size=self.limits.max_batch) if self.detector is None else None
+        self.runner = self.detector or self.tagger
+        self.batcher = Batcher(self.tagger, self.limits.max_batch, self.limits.batch_wait_ms, batching) if (
+            self.tagger is not None) else None  # fmt: skip
         self.decoding = asyncio.Semaphore(self.limits.max_decoding)
         self.pool = ThreadPoolExecutor(max_workers=self.limits.max_decoding, thread_name_prefix="dymn-decode")
 
     @property
     def info(self):
-        return self.tagger.info
+        return self.runner.info
 
     def describe(self) -> dict:
         i = self.info
-        return {"name": i.name, "arch": i.arch, "task": i.task, "classes": i.num_classes,
+        return {"name": i.name, "arch": i.arch, "task": i.task, "level": i.level, "classes": i.num_classes,
                 "sample_rate": i.sample_rate, "embed_dim": i.embed_dim, "clip_seconds": i.clip_seconds,
                 "source": i.source, "labels": list(i.labels)}  # fmt: skip
 
@@ -134,10 +141,10 @@ class ServiceCore:
         if stream:  # a timeline decodes its file itself, block by block
             return None, info.duration
         try:
-            decoded = read_audio(path, self.tagger.sample_rate, max_seconds=self.limits.max_seconds)
+            decoded = read_audio(path, self.runner.sample_rate, max_seconds=self.limits.max_seconds)
         except AudioError as exc:
             raise ServiceError(422, _named(str(exc), path, name)) from None
-        return decoded.wave, len(decoded.wave) / self.tagger.sample_rate
+        return decoded.wave, len(decoded.wave) / self.runner.sample_rate
 
     async def _with_file(self, data: bytes, name: str, fn):
         """Run ``fn(path)`` on the upload written to a private temporary file (removed afterwards)."""
@@ -154,9 +161,20 @@ class ServiceCore:
                 os.unlink(path)
 
     # --- the endpoints' work ---------------------------------------------------------------------------
+    def _needs(self, level: str, what: str) -> None:
+        """A clear 409 when an endpoint does not fit the kind of model served."""
+        if self.info.level == level:
+            return
+        if level == "clip":
+            raise ServiceError(409, f"{self.info.name} is a frame-level detector: it gives no clip {what}; use "
+                                    f"/{API_VERSION}/detect or /{API_VERSION}/timeline")  # fmt: skip
+        raise ServiceError(409, f"{self.info.name} is a clip tagger: frame-level events need a detector (dymn "
+                                f"serve --model fmn10_tf256); /{API_VERSION}/timeline gives its events")  # fmt: skip
+
     async def tag(self, data: bytes, name: str, top_k: int = 10) -> dict:
         from ..inference import TagResult, top_tags
 
+        self._needs("clip", "tags")
         wave, duration = await self._with_file(data, name, lambda p: self._decode_file(p, name, False))
         logits, _ = await self.batcher.run(self._padded(wave))
         probs = self.tagger.probabilities(logits[None])[0]
@@ -166,29 +184,50 @@ class ServiceCore:
         return {**result.to_dict(), "model": self.info.name}
 
     async def embed(self, data: bytes, name: str) -> dict:
+        self._needs("clip", "embedding")
         wave, duration = await self._with_file(data, name, lambda p: self._decode_file(p, name, False))
         _, emb = await self.batcher.run(self._padded(wave))
         return {"file": name, "duration": round(duration, 4), "model": self.info.name,
                 "embedding": [float(x) for x in emb]}  # fmt: skip
 
-    async def timeline(self, data: bytes, name: str, window: float = 10.0, hop: float = 1.0, threshold=0.5,
-                       median: int = 3, top_k: int = 10) -> dict:  # fmt: skip
+    async def timeline(self, data: bytes, name: str, window: float | None = None, hop: float | None = None,
+                       threshold=0.5, median: int | None = None, top_k: int = 10) -> dict:  # fmt: skip
+        """Windows (a detector: its 40 ms frames, unless a window or hop is given) and events; ``median``
+        defaults to 3 windows, or the reference's 9 frames for a detector's frames."""
         from ..timelines import EventConfig, check_window_hop, detect_events, timeline
 
+        frames = self.detector is not None and window is None and hop is None
         try:
-            check_window_hop(window, hop)
-            cfg = EventConfig(threshold=threshold, median=median)
+            if not frames:
+                check_window_hop(10.0 if window is None else window, 1.0 if hop is None else hop)
+            cfg = EventConfig(threshold=threshold, median=median or (9 if frames else 3))
         except DymnError as exc:
             raise ServiceError(422, str(exc)) from None
 
         def run(path: str) -> dict:
             self._decode_file(path, name, True)
             try:
-                tl = timeline(path, window=window, hop=hop, tagger=self.tagger)
+                tl = timeline(path, window=window, hop=hop, tagger=self.runner)
             except AudioError as exc:
                 raise ServiceError(422, _named(str(exc), path, name)) from None
             tl.source = name
             return tl.to_dict(detect_events(tl, cfg), top_k=top_k, model=self.info.name)
+
+        return await self._with_file(data, name, run)
+
+    async def detect(self, data: bytes, name: str, threshold: float = 0.5, median: int = 9) -> dict:
+        """Events of a frame-level detector (as ``dymn detect FILE --format json``)."""
+        self._needs("frame", "events")
+        if median < 1 or median % 2 == 0:
+            raise ServiceError(422, f"median must be a positive odd number of frames, got {median}")
+
+        def run(path: str) -> dict:
+            self._decode_file(path, name, True)
+            try:
+                found = self.detector.detect(path, threshold=threshold, median=median)
+            except AudioError as exc:
+                raise ServiceError(422, _named(str(exc), path, name)) from None
+            return {**found.to_dict(), "file": name}
 
         return await self._with_file(data, name, run)
 
