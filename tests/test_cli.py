@@ -98,6 +98,9 @@ def test_models_and_info(capsys):
     assert main(["info", "dymn10_as"]) == 0
     out = capsys.readouterr().out
     assert "10,548,479" in out and "0.582 G" in out and "595" in out
+    assert main(["info", "fmn10_tf256"]) == 0  # a detector: the spec's parameter count, its PSDS1
+    out = capsys.readouterr().out
+    assert "5,028,286" in out and "447 classes per frame" in out and "43.86 (AudioSet Strong)" in out
 
 
 def test_missing_weights_file_is_a_failed_input(capsys):

@@ -157,8 +157,8 @@ def cmd_info(args) -> int:
     # the architecture is all that is measured: registry names are built without downloading weights
     model = load(args.name, weights=args.weights, pretrained=False)
     info = model.info
-    if info.arch not in ("mn", "dymn"):
-        raise UsageError(f"dymn info describes one MN or DyMN network, not {info.arch} {info.name}")
+    if info.arch not in ("mn", "dymn", "fmn"):
+        raise UsageError(f"dymn info describes one network, not {info.arch} {info.name}")
     fe = info.frontend
     frames = 1 + (int(args.seconds * fe.sample_rate) - 1) // fe.hop_length
     shape = (1, 1, fe.n_mels, frames)
@@ -170,11 +170,20 @@ def cmd_info(args) -> int:
     print(f"MACs per {args.seconds:g} s    {macs.gmacs:.3f} G"
           f"  (static conv {macs.conv / 1e9:.3f}, dynamic conv {macs.dynamic_conv / 1e9:.3f}, "
           f"kernel mixing {macs.kernel_mixing / 1e9:.4f}, linear {macs.linear / 1e9:.4f})")  # fmt: skip
-    print(f"receptive field  {rf_f} mel bins x {rf_t} frames ({rf_t * fe.hop_length / fe.sample_rate:.2f} s)")
+    whole = " of the convolutions; the sequence model sees the whole input" if info.config.get("seq_model_type") else ""
+    print(f"receptive field  {rf_f} mel bins x {rf_t} frames ({rf_t * fe.hop_length / fe.sample_rate:.2f} s){whole}")
     print(f"input            {fe.sample_rate} Hz, {fe.n_mels} mels, hop {fe.hop_length}, window {fe.win_length}, "
           f"n_fft {fe.n_fft}; {frames} frames for {args.seconds:g} s")  # fmt: skip
-    print(f"outputs          {info.num_classes} classes ({info.task}, {info.activation}), "
-          f"{info.embed_dim}-d embedding")  # fmt: skip
+    if info.level == "frame":
+        seq = info.config.get("seq_model_type")
+        print(f"outputs          {info.num_classes} classes per frame ({info.activation}), 250 frames per input "
+              f"(40 ms each for 10 s); sequence model: {seq or 'none'}")  # fmt: skip
+        if seq in ("tf", "hybrid", "gru"):
+            print("                 (MACs count convolutions and linear layers; attention scores and GRU "
+                  "recurrences are not counted)")  # fmt: skip
+    else:
+        print(f"outputs          {info.num_classes} classes ({info.task}, {info.activation}), "
+              f"{info.embed_dim}-d embedding")  # fmt: skip
     print(f"config           {info.config}")
     cfg = info.pretrained_cfg
     if args.weights:
@@ -182,7 +191,10 @@ def cmd_info(args) -> int:
     elif cfg is not None:
         print(f"weights          {cfg.url}")
         print(f"sha256           {cfg.sha256 or 'not published'}")
-        print(f"AudioSet mAP     {cfg.map if cfg.map is not None else 'not published'}")
+        if info.level == "frame":
+            print(f"PSDS1            {f'{cfg.psds1} (AudioSet Strong)' if cfg.psds1 is not None else 'not published'}")
+        else:
+            print(f"AudioSet mAP     {cfg.map if cfg.map is not None else 'not published'}")
         if cfg.notes:
             print(f"notes            {cfg.notes}")
     return 0
