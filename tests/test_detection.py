@@ -185,3 +185,25 @@ def test_timeline_of_a_detector_is_its_frames_or_their_peaks(sed_cache, tmp_path
     assert main(["timeline", str(clip), "--model", DETECTOR, "--format", "json", "--top-k", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["window"] == 0.04 and len(out["windows"]) == 308 and out["model"] == DETECTOR
+
+
+def test_streaming_decoder_equals_decoding_all_frames_at_once():
+    from dymn.detection import StreamingDecoder, find_events
+
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        n, classes, median = int(rng.integers(1, 600)), int(rng.integers(1, 5)), int(rng.choice([1, 3, 9, 21]))
+        probs = np.repeat(rng.random((n, classes)).astype(np.float32), int(rng.integers(1, 15)), axis=0)[:n]
+        thresholds = rng.random(classes).astype(np.float32)
+        filtered = median_filter(probs, median)
+        expected = find_events(filtered > thresholds, frame_times(n, n * 0.04), [""] * classes, filtered)
+        decoder = StreamingDecoder(thresholds, median)
+        start = 0
+        while start < n:  # blocks of any size, as chunks and batches arrive
+            step = int(rng.integers(1, 250))
+            decoder.push(probs[start : start + step])
+            start += step
+        got = decoder.finish()
+        assert [(c, a, b) for c, a, b, _ in got] == [(e.index, round(e.onset / 0.04), round(e.offset / 0.04))
+                                                     for e in expected]  # fmt: skip
+        np.testing.assert_allclose([p for *_, p in got], [e.peak for e in expected], rtol=1e-6)

@@ -37,8 +37,19 @@ def median_filter(scores: np.ndarray, size: int = 9) -> np.ndarray:
         return np.asarray(scores, dtype=np.float64).copy()
     half = size // 2
     padded = np.pad(np.asarray(scores, dtype=np.float64), ((half, half), (0, 0)), mode="symmetric")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, size, axis=0)
-    return np.median(windows, axis=-1)
+    return _running_median(padded, size)
+
+
+def _running_median(padded: np.ndarray, size: int, block: int = 4096) -> np.ndarray:
+    """Median over each ``size`` consecutive rows (odd ``size``: the middle value itself, so exact) of a padded
+    (N + size - 1, C) array -> (N, C); rows in blocks, so the temporary stack stays small."""
+    n = len(padded) - size + 1
+    out = np.empty((max(n, 0), padded.shape[1]), padded.dtype)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        stack = np.stack([padded[a + i : b + i] for i in range(size)])  # (size, rows, C), contiguous
+        out[a:b] = np.partition(stack, size // 2, axis=0)[size // 2]
+    return out
 
 
 def frame_times(n_frames: int, duration: float, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
@@ -71,6 +82,83 @@ def decode(probs: np.ndarray, labels: Sequence[str], duration: float, thresholds
     return filtered, {float(t): find_events(filtered > t, times, labels, filtered) for t in thresholds}
 
 
+class StreamingDecoder:
+    """:func:`median_filter` and events over frames that arrive block by block, with memory bounded by the
+    block and the filter's width (not by the audio's length); the result equals decoding all frames at once.
+    A frame is active where its filtered score is strictly above its class's threshold."""
+
+    def __init__(self, thresholds: np.ndarray, median: int = 9):
+        if median < 1 or median % 2 == 0:
+            raise ValueError(f"the median window must be a positive odd number of frames, got {median}")
+        self.thresholds = np.asarray(thresholds, np.float32)
+        self.half = median // 2
+        self.pending = np.zeros((0, len(self.thresholds)), np.float32)  # frames not yet filtered, and halos
+        self.started = False
+        self.n_done = 0  # frames filtered so far
+        self.run_start = np.full(len(self.thresholds), -1, np.int64)  # the open event of each class
+        self.run_peak = np.zeros(len(self.thresholds), np.float32)
+        self.runs: list[tuple[int, int, int, float]] = []  # (class, first frame, end frame, peak)
+
+    def push(self, probs: np.ndarray) -> None:
+        self.pending = np.concatenate([self.pending, np.asarray(probs, np.float32)])
+        if not self.started and len(self.pending) > self.half:  # symmetric edge: d c b a | a b c d
+            self.pending = np.concatenate([self.pending[: self.half][::-1], self.pending])
+            self.started = True
+        if self.started:
+            self._filter(len(self.pending) - 2 * self.half)
+
+    def finish(self) -> list[tuple[int, int, int, float]]:
+        """Every event as (class, first frame, end frame (exclusive), peak), in class then time order."""
+        h = self.half
+        if not self.started:  # fewer frames than half the filter: the whole (tiny) array at once
+            self._take(median_filter(self.pending, 2 * h + 1).astype(np.float32))
+        elif h:
+            body = self.pending[h:]  # the unfiltered frames' own values; their right edge reflects
+            self.pending = np.concatenate([self.pending, body[::-1][:h]])
+            self._filter(len(self.pending) - 2 * h)
+        else:
+            self._filter(len(self.pending))
+        for c in np.flatnonzero(self.run_start >= 0):
+            self.runs.append((int(c), int(self.run_start[c]), self.n_done, float(self.run_peak[c])))
+        self.run_start[:] = -1
+        return sorted(self.runs)
+
+    def _filter(self, n: int) -> None:
+        if n <= 0:
+            return
+        h = self.half
+        block = self.pending[: n + 2 * h]
+        if h:
+            filtered = _running_median(block, 2 * h + 1)
+        else:
+            filtered = block.copy()
+        self.pending = self.pending[n:]
+        self._take(filtered)
+
+    def _take(self, filtered: np.ndarray) -> None:
+        """Extend the runs of active frames by a block of filtered frames (a loop over the classes that are
+        or were active: transitions found by differences, not frame by frame)."""
+        n, base = len(filtered), self.n_done
+        active = filtered > self.thresholds
+        for c in np.flatnonzero(active.any(axis=0) | (self.run_start >= 0)):
+            was_open = bool(self.run_start[c] >= 0)
+            d = np.diff(np.concatenate([[was_open], active[:, c]]).astype(np.int8))
+            starts = ([0] if was_open else []) + np.flatnonzero(d == 1).tolist()
+            ends = np.flatnonzero(d == -1).tolist()  # each ends the run before it
+            for k, a in enumerate(starts):
+                b = ends[k] if k < len(ends) else n
+                peak = float(filtered[a:b, c].max()) if b > a else float("-inf")
+                start = base + a
+                if k == 0 and was_open:
+                    start, peak = int(self.run_start[c]), max(peak, float(self.run_peak[c]))
+                if k < len(ends):
+                    self.runs.append((int(c), start, base + b, peak))
+                    self.run_start[c] = -1
+                else:
+                    self.run_start[c], self.run_peak[c] = start, peak
+        self.n_done += n
+
+
 def chunk_probabilities(model: torch.nn.Module, frontend: torch.nn.Module, wave: np.ndarray, sample_rate: int,
                         batch_size: int = 8) -> np.ndarray:  # fmt: skip
     """Sigmoid frame probabilities (n_chunks * 250, C) of a mono waveform: consecutive 10 s chunks, the last
@@ -101,7 +189,7 @@ class Detection:
     duration: float
     labels: list[str]
     mids: list[str] | None
-    probs: np.ndarray  # (frames, classes), sigmoid, before median filtering
+    probs: np.ndarray | None  # (frames, classes), sigmoid, before median filtering (None: not kept)
     times: np.ndarray  # (frames, 2) onset and offset of each frame, clipped to the duration
     events: list[Event]
     model: str = ""
@@ -134,6 +222,8 @@ class Detection:
 
     def scores_csv(self) -> str:
         """Every frame: onset, offset, then one column per class in label order (sed_scores_eval's layout)."""
+        if self.probs is None:
+            raise UsageError("the frame probabilities were not kept (detect with keep_probs=True)")
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["onset", "offset", *self.labels])
@@ -150,6 +240,8 @@ class Detection:
         """The frames as a :class:`~dymn.timelines.Timeline` (for :func:`~dymn.timelines.plot_timeline`)."""
         from .timelines import Timeline
 
+        if self.probs is None:
+            raise UsageError("the frame probabilities were not kept (detect with keep_probs=True)")
         return Timeline(list(self.labels), self.times[:, 0], self.times[:, 1], self.probs, self.duration,
                         FRAME_SECONDS, FRAME_SECONDS, self.file)  # fmt: skip
 
@@ -227,16 +319,18 @@ class Detector:
         if list(net.info.labels) == [lab.name for lab in _strong()]:
             self.mids = [lab.mid for lab in _strong()]
 
-    def _chunks(self, path) -> tuple[np.ndarray, float]:
-        """Stream the file in 10 s chunks (the last zero-padded), ``batch_size`` chunks per model call."""
+    def _chunks(self, path, sink=None) -> tuple[np.ndarray | None, float]:
+        """Stream the file in 10 s chunks (the last zero-padded), ``batch_size`` chunks per model call; each
+        call's frame probabilities go to ``sink`` (then none are kept) or are returned, with the duration."""
         from .audio import stream_audio
 
         sr = self.info.sample_rate
         n = int(round(CHUNK_SECONDS * sr))
         buf, total, pending, out = np.zeros(0, np.float32), 0, [], []
+        sink = sink or out.append
 
         def run(chunks):
-            out.append(frame_probabilities(self.model, self.frontend, np.stack(chunks), self.device))
+            sink(frame_probabilities(self.model, self.frontend, np.stack(chunks), self.device))
 
         for block in stream_audio(path, sr, block_seconds=CHUNK_SECONDS):
             total += len(block)
@@ -251,7 +345,7 @@ class Detector:
             pending.append(np.pad(buf, (0, n - len(buf))))
         if pending:
             run(pending)
-        return np.concatenate(out), total / sr
+        return (np.concatenate(out) if out else None), total / sr
 
     @property
     def sample_rate(self) -> int:
@@ -298,14 +392,27 @@ class Detector:
         return Timeline(self.labels, starts, ends, pooled, duration, window, hop, source)
 
     def detect(self, path: str | os.PathLike, threshold: float = 0.5, per_class: Mapping[str, float] | None = None,
-               median: int = 9) -> Detection:  # fmt: skip
+               median: int = 9, keep_probs: bool = True) -> Detection:  # fmt: skip
+        """Events of a file, decoded while it streams; ``keep_probs=False`` keeps no frame probabilities
+        (memory then does not grow with the audio's length: ``probs`` is None)."""
         thresholds = class_thresholds(self.info.labels, self.mids, threshold, per_class)
-        probs, duration = self._chunks(path)
-        filtered = median_filter(probs, median)
-        times = frame_times(len(probs), duration)
-        events = find_events(filtered > thresholds, times, list(self.info.labels), filtered)
-        return Detection(os.fspath(path), duration, list(self.info.labels), self.mids, probs, times, events,
-                         self.info.name, median, {"default": threshold, **dict(per_class or {})})  # fmt: skip
+        decoder = StreamingDecoder(thresholds, median)
+        kept: list[np.ndarray] = []
+
+        def sink(probs: np.ndarray) -> None:
+            decoder.push(probs)
+            if keep_probs:
+                kept.append(probs)
+
+        _, duration = self._chunks(path, sink)
+        runs = decoder.finish()
+        times = frame_times(decoder.n_done, duration)
+        edges = np.concatenate([times[:, 0], times[-1:, 1]])
+        labels = list(self.info.labels)
+        events = [Event(labels[c], c, float(edges[a]), float(edges[b]), peak) for c, a, b, peak in runs]
+        probs = np.concatenate(kept) if keep_probs else None
+        return Detection(os.fspath(path), duration, labels, self.mids, probs, times, events, self.info.name, median,
+                         {"default": threshold, **dict(per_class or {})})  # fmt: skip
 
 
 def scorer(model=None, device: str = "cpu", batch_size: int = 8):
@@ -322,11 +429,12 @@ def scorer(model=None, device: str = "cpu", batch_size: int = 8):
 
 
 def detect(path: str | os.PathLike, model=None, threshold: float = 0.5, per_class: Mapping[str, float] | None = None,
-           median: int = 9, device: str = "cpu", batch_size: int = 8) -> Detection:  # fmt: skip
+           median: int = 9, device: str = "cpu", batch_size: int = 8, keep_probs: bool = True) -> Detection:  # fmt: skip
     """Sound events of an audio file of any length with a frame-level detector (default fmn10_tf256):
     frame probabilities every 40 ms, a ``median``-frame median filter, events where a class is above its
-    threshold (``per_class`` by name or MID). See :class:`Detection` for the outputs."""
-    return Detector(model, device, batch_size).detect(path, threshold, per_class, median)
+    threshold (``per_class`` by name or MID). See :class:`Detection` for the outputs; ``keep_probs=False`` for
+    hours of audio (memory then stays bounded)."""
+    return Detector(model, device, batch_size).detect(path, threshold, per_class, median, keep_probs)
 
 
 def _strong():

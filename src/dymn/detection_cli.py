@@ -75,7 +75,9 @@ def cmd_detect(args) -> int:
     for path in args.paths:
         try:
             audio_info(path)
-            results.append(detector.detect(path, args.threshold, per_class, args.median))
+            # frame probabilities are kept only where they are written (the first file's --scores or --plot)
+            keep = not results and bool(args.scores or args.plot)
+            results.append(detector.detect(path, args.threshold, per_class, args.median, keep_probs=keep))
         except AudioError as exc:
             failed += 1
             _err(f"skipped {exc}")
