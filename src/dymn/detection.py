@@ -429,7 +429,8 @@ def scorer(model=None, device: str = "cpu", batch_size: int = 8):
 
 
 def detect(path: str | os.PathLike, model=None, threshold: float = 0.5, per_class: Mapping[str, float] | None = None,
-           median: int = 9, device: str = "cpu", batch_size: int = 8, keep_probs: bool = True) -> Detection:  # fmt: skip
+           median: int = 9, device: str = "cpu", batch_size: int = 8,
+           keep_probs: bool = True) -> Detection:  # fmt: skip
     """Sound events of an audio file of any length with a frame-level detector (default fmn10_tf256):
     frame probabilities every 40 ms, a ``median``-frame median filter, events where a class is above its
     threshold (``per_class`` by name or MID). See :class:`Detection` for the outputs; ``keep_probs=False`` for
