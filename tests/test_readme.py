@@ -55,6 +55,9 @@ def workdir(tmp_path, monkeypatch, release_cache):
             sf.write(tmp_path / "my_sounds" / c / f"{i}.wav", tone(f + 10 * i, 0.5, seed=i), 32000)
     rows = ["filename,labels"] + [f"my_sounds/{c}/{i}.wav,{c};loud" for c in ("dog", "bell") for i in range(5)]
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    events = ["filename\tonset\toffset\tevent_label", "a.wav\t0.5\t1.2\tknock", "clip.wav\t1.0\t2.5\tknock",
+              "clip.wav\t2.0\t3.0\tbell", "b.flac\t0.1\t0.9\tbell"]  # fmt: skip
+    (tmp_path / "events.tsv").write_text("\n".join(events) + "\n")
     return tmp_path
 
 
