@@ -19,6 +19,14 @@ REAL_WEIGHTS = SHARED / "weights" / "mn04_as_mAP_432.pt"
 AUDIO = SHARED / "audio"
 
 
+@pytest.fixture(autouse=True)
+def _pinned_backend(request, monkeypatch):
+    """Tests run the PyTorch backend unless they test the backends (tests/test_backends.py, marked
+    ``auto_backend``): "auto" would convert and measure every model a test uses, in every fresh cache."""
+    if request.node.get_closest_marker("auto_backend") is None:
+        monkeypatch.setenv("DYMN_BACKEND", "torch")
+
+
 def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present (the shared reference data is not part of a clone)")

@@ -68,8 +68,9 @@ class BatchSummary:
 # --- the job's identity -------------------------------------------------------------------------------
 def _job(command: str, model_name: str, model_spec: str, options: dict, paths: list[str], shard_size: int) -> dict:
     digest = hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
+    same = {k: v for k, v in options.items() if k != "backend"}  # any backend gives the same results (1e-4)
     return {"dymn_batch": 1, "command": command, "model": model_name, "model_spec": model_spec,
-            "options": options, "files": len(paths), "inputs_sha256": digest, "shard_size": shard_size}  # fmt: skip
+            "options": same, "files": len(paths), "inputs_sha256": digest, "shard_size": shard_size}  # fmt: skip
 
 
 class _Output:
@@ -198,15 +199,16 @@ def _parquet_bytes(table) -> bytes:
 def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = None, weights: str | None = None,
         address: str | None = None, workers: int | None = None, gpus_per_worker: float = 0, batch_size: int = 8,
         shard_size: int = SHARD_SIZE, top_k: int = 10, all_probabilities: bool = False, window: float | None = None,
-        hop: float | None = None, events: dict | None = None, threads: int = 1,
-        progress: bool | None = None) -> BatchSummary:  # fmt: skip
+        hop: float | None = None, events: dict | None = None, threads: int = 1, progress: bool | None = None,
+        backend: str | None = None) -> BatchSummary:  # fmt: skip
     """Run a batch job (``command``: tag, embed, timeline or detect) over ``inputs`` into Parquet shards in
     ``out_dir``. ``window``/``hop``: as :func:`dymn.timeline` (default 10 s and 1 s; a detector: its frames);
     ``events``: :class:`~dymn.timelines.EventConfig` settings (detect: threshold and median).
 
     ``address``: None starts a local Ray instance; "auto" or HOST:PORT joins a running cluster. ``workers``:
     model actors (default: 3/4 of the cluster's CPUs, at least 1); ``gpus_per_worker`` > 0 runs them on
-    GPUs; ``threads``: PyTorch threads per actor on CPUs (results equal ``dymn tag`` run with as many threads).
+    GPUs; ``threads``: PyTorch threads per actor on CPUs (results equal ``dymn tag`` run with as many threads);
+    ``backend``: where the network runs in each actor (see :func:`dymn.optimize`).
     Returns a :class:`BatchSummary`; a finished shard is never redone, a failed file is a row."""
     require("ray", "batch", "dymn batch")
     import ray
@@ -219,7 +221,10 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
     if batch_size < 1 or (workers is not None and workers < 1) or gpus_per_worker < 0 or top_k < 0 or threads < 1:
         raise UsageError("--batch-size, --workers and --threads must be at least 1, --gpus-per-worker and --top-k "
                          "not negative")  # fmt: skip
-    options: dict = {"batch_size": batch_size}
+    from .backends import default_backend
+
+    # each model actor measures its own machine (once, cached there); the choice never changes the numbers
+    options: dict = {"batch_size": batch_size, "backend": backend or default_backend()}
     check_address(address)
     net = load(model or (None if weights else DEFAULT_MODEL), weights=weights, device="cpu")
     if not net.info.trained:

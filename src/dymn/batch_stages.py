@@ -76,7 +76,8 @@ class _ModelWorker:
         # constructor arguments stay small and a restarted actor fetches the model again from the driver's copy
         model = ray.get(model_ref[0])
         # a Tagger, or a Detector for a frame-level model (timeline and detect stream their files themselves)
-        self.tagger = scorer(model, device=device, batch_size=int(options.get("batch_size", 8)))
+        self.tagger = scorer(model, device=device, batch_size=int(options.get("batch_size", 8)),
+                             backend=options.get("backend"))  # fmt: skip
         self.command, self.options = command, options
 
     def __call__(self, batch: dict) -> dict:

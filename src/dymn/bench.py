@@ -96,7 +96,7 @@ def bench_model(
     model.to(device)
     spec = torch.randn(batch, 1, fe.n_mels, frames, device=device)
     wave = torch.randn(batch, samples, device=device) * 0.1
-    fast = optimize(model, device=device)
+    fast = optimize(model, device=device, backend="torch")
     frontend = MelFrontend.from_config(fe).to(device).eval()
 
     def sync():

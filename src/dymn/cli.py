@@ -64,7 +64,7 @@ def _check_outputs(outputs: list[str | None], inputs: list) -> None:
 def _load(args):
     from .loader import load
 
-    return load(args.model, weights=args.weights, device="cpu", backend=getattr(args, "backend", "torch"))
+    return load(args.model, weights=args.weights, device="cpu")  # an .onnx file loads as one by its suffix
 
 
 def _refuse_untrained(model) -> None:
@@ -85,9 +85,15 @@ def _tagger(args, detectors: bool = False):
     resolve_device(args.device)
     model = _load(args)
     _refuse_untrained(model)
+    backend = _backend(args)
     if detectors:
-        return scorer(model, device=args.device, batch_size=args.batch_size)
-    return Tagger(model, device=args.device, batch_size=args.batch_size)
+        return scorer(model, device=args.device, batch_size=args.batch_size, backend=backend)
+    return Tagger(model, device=args.device, batch_size=args.batch_size, backend=backend)
+
+
+def _backend(args) -> str | None:
+    backend = getattr(args, "backend", None)
+    return "onnxruntime" if backend == "onnx" else backend  # "onnx": the name of earlier releases
 
 
 def _files(paths) -> tuple[list, int]:
@@ -275,7 +281,7 @@ def cmd_batch(args) -> int:
                   workers=args.workers, gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
                   shard_size=args.shard_size, top_k=args.top_k, all_probabilities=args.all_probabilities,
                   window=args.window, hop=args.hop, events={"threshold": args.threshold, "median": args.median},
-                  threads=args.threads, progress=args.progress)  # fmt: skip
+                  threads=args.threads, progress=args.progress, backend=_backend(args))  # fmt: skip
     print(summary.to_text())
     return 1 if summary.failed else 0
 
@@ -285,7 +291,7 @@ def cmd_serve(args) -> int:
 
     serve(ServeConfig(model=args.model, weights=args.weights, host=args.host, port=args.port,
                       replicas=args.replicas, engine=args.engine, address=args.address,
-                      batching=not args.no_batching,
+                      batching=not args.no_batching, backend=_backend(args),
                       limits={"max_upload_mb": args.max_upload_mb, "max_seconds": args.max_seconds}))  # fmt: skip
     return 0
 
@@ -353,6 +359,14 @@ def _model_args(sp, batch: bool = True) -> None:
     if batch:
         sp.add_argument("--batch-size", type=int, default=8, help="clips (or windows) per model call")
     sp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    _backend_arg(sp)
+
+
+def _backend_arg(sp) -> None:
+    sp.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "openvino", "onnx"), default=None,
+                    help="where the network runs: auto (default, or $DYMN_BACKEND): the fastest installed here, "
+                         "measured on first use and remembered; or torch, onnxruntime, openvino ([fast] extra). "
+                         "An .onnx file always runs in onnxruntime")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -373,8 +387,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--top-k", type=int, default=10, help="tags per file; 0 = all classes")
     t.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format")
     t.add_argument("--output", "-o", default=None, help="write results to this file (atomically) instead of stdout")
-    t.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                   help="onnx: run a file written by `dymn export onnx` (give it as --weights)")  # fmt: skip
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: on for more than 3 files on a terminal)")  # fmt: skip
 
@@ -491,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "frames: 9)")  # fmt: skip
     ba.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="progress bar on stderr (default: on a terminal)")  # fmt: skip
+    _backend_arg(ba)
 
     sv = command("serve", "a tagging service: JSON API and a web page (FastAPI; uvicorn or Ray Serve)", cmd_serve)
     sv.add_argument("--model", default=None,
@@ -506,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-upload-mb", type=float, default=50.0, help="larger uploads get 413")
     sv.add_argument("--max-seconds", type=float, default=600.0, help="longer audio gets 413")
     sv.add_argument("--no-batching", action="store_true", help="one clip per model call (for comparisons)")
+    _backend_arg(sv)
 
     from .detection_cli import register as register_detection
     from .train.cli import register

@@ -415,9 +415,10 @@ class Detector:
                          {"default": threshold, **dict(per_class or {})})  # fmt: skip
 
 
-def scorer(model=None, device: str = "cpu", batch_size: int = 8):
+def scorer(model=None, device: str = "cpu", batch_size: int = 8, backend: str | None = None):
     """What turns a model's audio into scores over time: a :class:`~dymn.inference.Tagger` for a clip-level
-    model, a :class:`Detector` for a frame-level one (``model``: anything :func:`dymn.load` takes)."""
+    model, a :class:`Detector` for a frame-level one (``model``: anything :func:`dymn.load` takes; ``backend``:
+    where a tagger's network runs, see :func:`dymn.optimize`)."""
     from .inference import Tagger
     from .loader import load
 
@@ -425,7 +426,7 @@ def scorer(model=None, device: str = "cpu", batch_size: int = 8):
         model = load(model)
     if getattr(model.info, "level", "clip") == "frame":
         return Detector(model, device, batch_size)
-    return Tagger(model, device=device, batch_size=batch_size)
+    return Tagger(model, device=device, batch_size=batch_size, backend=backend)
 
 
 def detect(path: str | os.PathLike, model=None, threshold: float = 0.5, per_class: Mapping[str, float] | None = None,

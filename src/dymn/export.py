@@ -40,7 +40,7 @@ def export_module(model: nn.Module, with_frontend: bool = False) -> nn.Module:
     Dynamic depthwise convolutions run their K kernels as one static conv (no batch-sized groups), so
     the batch axis stays dynamic; the frontend (if included) computes its STFT as a convolution.
     """
-    fast = optimize(model, channels_last=False, static_dynamic_convs=True, micro_batch=None)
+    fast = optimize(model, channels_last=False, static_dynamic_convs=True, micro_batch=None, backend="torch")
     if not with_frontend:
         return fast
     fe = MelFrontend.from_config(model.info.frontend).eval()

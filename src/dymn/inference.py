@@ -97,7 +97,8 @@ class Tagger:
     Clips shorter than the model's training length (``info.clip_seconds``) are zero-padded to it, as in
     training (``pad=False`` feeds them as they are). Clips are batched only with clips of exactly the same
     length, so batched results equal one-by-one results (padding to a common length would change the
-    convolutions near the clip end).
+    convolutions near the clip end). ``backend``: where the network runs (see :func:`dymn.optimize`; default
+    "auto", the fastest installed here for ``batch_size``).
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class Tagger:
         amp: bool | None = None,
         fast: bool = True,
         pad: bool = True,
+        backend: str | None = None,
     ):
         if batch_size < 1:
             raise UsageError(f"batch size must be at least 1, got {batch_size}")
@@ -123,8 +125,9 @@ class Tagger:
         if fast and is_network(model):
             from .optimized import optimize
 
-            # same outputs (within 1e-4), faster; the caller's model is left untouched
-            model = optimize(model, device=self.device)
+            # same outputs (within 1e-4), faster (the fastest backend here unless `backend` says); the caller's
+            # model is left untouched
+            model = optimize(model, device=self.device, backend=backend, batch_size=batch_size)
         self.model = model.to(self.device).eval()
         self.frontend = None
         if self.info.input == "spectrogram":

@@ -281,14 +281,42 @@ def optimize(
     channels_last: bool = True,
     static_dynamic_convs: bool = False,
     micro_batch: int | None | str = "auto",
+    backend: str | None = None,
+    batch_size: int = 8,
 ) -> nn.Module:
-    """An equivalent, faster inference module (BatchNorm folded, batched dynamic convolutions).
+    """An equivalent, faster inference module: spectrogram in, ``(logits, embedding)`` out, any batch size and
+    length; outputs equal ``model``'s within 1e-4 in fp32. ``model`` itself is not modified.
 
-    Outputs equal ``model``'s within float rounding in fp32; ``dtype=torch.bfloat16`` (CPU) or
-    ``torch.float16`` (GPU) trade a little accuracy for speed. Channels-last memory is used by default
-    (measured faster on CPU for both MN and DyMN); ``micro_batch`` splits large batches into chunks
-    ("auto": 4 for width >= 1 on CPU, else whole batches). ``model`` itself is not modified.
+    ``backend``: "auto" (the default, or ``$DYMN_BACKEND``) runs the fastest backend installed on this machine
+    for ``batch_size`` (measured on first use and cached, see :mod:`dymn.backends`); "torch", "onnxruntime" or
+    "openvino" choose one. The PyTorch module folds BatchNorm and batches the dynamic convolutions;
+    ``dtype=torch.bfloat16`` (CPU) or ``torch.float16`` (GPU) trade a little accuracy for speed (PyTorch only).
+    Channels-last memory is used by default (measured faster on CPU for both MN and DyMN); ``micro_batch``
+    splits large batches into chunks ("auto": 4 for width >= 1 on CPU, else whole batches).
     """
+    if backend is None:
+        from .backends import default_backend
+
+        backend = default_backend()
+    if backend != "torch":
+        from .backends import CHOICES, choose, compile_model
+
+        if backend not in CHOICES:
+            raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(CHOICES)}")
+        if not is_network(model):
+            raise UsageError(f"optimize() takes an MN or DyMN network, not {type(model).__name__}")
+        if backend == "auto":
+            if dtype != torch.float32:
+                backend = "torch"  # reduced precision is PyTorch's
+            else:
+                backend, built = choose(model, batch_size, device)
+                if built is not None:
+                    return built
+        if backend != "torch":
+            if torch.device(device).type != "cpu" or dtype != torch.float32:
+                raise UsageError(f"the {backend} backend runs fp32 on the CPU; use backend='torch' for "
+                                 f"{torch.device(device).type} or {dtype}")  # fmt: skip
+            return compile_model(model, backend)
     if micro_batch == "auto":
         # measured on a 2-core AVX-512 CPU (benchmarks/): narrow models run fastest on whole batches;
         # for width >= 1 the early maps of large batches overflow the caches, chunks of 4 win

@@ -98,7 +98,7 @@ class ServiceCore:
     """The model and what the endpoints compute. ``model``: anything :func:`dymn.load` takes."""
 
     def __init__(self, model=None, weights: str | None = None, limits: Limits | None = None, batching: bool = True,
-                 device: str = "cpu"):  # fmt: skip
+                 device: str = "cpu", backend: str | None = None):  # fmt: skip
         from ..detection import Detector
         from ..inference import Tagger
         from ..loader import DEFAULT_MODEL, load
@@ -110,7 +110,8 @@ class ServiceCore:
         self.limits = limits or Limits()
         # a frame-level detector runs each file's 10 s chunks as one batch itself: no cross-request batching
         self.detector = Detector(net, device, self.limits.max_batch) if net.info.level == "frame" else None
-        self.tagger = Tagger(net, device=device, batch_size=self.limits.max_batch) if self.detector is None else None
+        self.tagger = Tagger(net, device=device, batch_size=self.limits.max_batch, backend=backend) if (
+            self.detector is None) else None  # fmt: skip
         self.runner = self.detector or self.tagger
         self.batcher = Batcher(self.tagger, self.limits.max_batch, self.limits.batch_wait_ms, batching) if (
             self.tagger is not None) else None  # fmt: skip

@@ -27,6 +27,7 @@ class ServeConfig:
     address: str | None = None  # Ray cluster (engine "ray"); None starts Ray on this machine
     batching: bool = True
     limits: dict = field(default_factory=dict)
+    backend: str | None = None  # where the network runs (None: auto, or $DYMN_BACKEND)
 
     def check(self) -> None:
         if self.engine not in ENGINES:
@@ -47,7 +48,8 @@ def build_app(config: ServeConfig | dict):
 
     if isinstance(config, dict):
         config = ServeConfig(**config)
-    core = ServiceCore(config.model, config.weights, Limits(**config.limits), batching=config.batching)
+    core = ServiceCore(config.model, config.weights, Limits(**config.limits), batching=config.batching,
+                       backend=config.backend)  # fmt: skip
     return create_app(core)
 
 

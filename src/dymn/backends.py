@@ -1,0 +1,287 @@
+"""Inference backends under one contract, and the automatic choice among them.
+
+A backend runs a network's inference graph: ``torch`` (:func:`dymn.optimize`'s module), ``onnxruntime`` and
+``openvino`` (the graph of ``dymn export onnx``, converted once and cached in ``$DYMN_CACHE/compiled``). Each
+is an optional extra: ``pip install "dymn[fast]"`` adds both runtimes.
+
+``backend="auto"`` (the default for inference) measures, the first time a model runs at a batch size on a
+machine, every backend available there, checks each one's outputs against the plain network, and keeps the
+fastest; the choice is cached per machine, thread count, model weights, batch size and library versions in
+``$DYMN_CACHE/backends.json``, so later runs decide at once. ``DYMN_BACKEND`` sets the default
+(e.g. ``DYMN_BACKEND=torch`` never converts anything).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import UsageError
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+CHOICES = ("auto", *BACKENDS)
+# a backend whose outputs differ from the plain network by more than this (max abs logit difference, relative to
+# the logits' scale) is not used: a measured speed is worth nothing without the same results
+AGREEMENT = 1e-3
+
+
+def default_backend() -> str:
+    """``$DYMN_BACKEND``, else "auto"."""
+    value = os.environ.get("DYMN_BACKEND", "auto") or "auto"
+    if value not in CHOICES:
+        raise UsageError(f"DYMN_BACKEND={value!r}: choose one of {', '.join(CHOICES)}")
+    return value
+
+
+def available() -> list[str]:
+    """The backends installed here (torch always)."""
+    out = ["torch"]
+    for name, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino")):
+        try:
+            __import__(module)
+            __import__("onnx")
+        except ImportError:
+            continue
+        out.append(name)
+    return out
+
+
+def _versions() -> dict[str, str]:
+    from . import __version__
+
+    out = {"dymn": __version__, "torch": torch.__version__}
+    for name in ("onnxruntime", "openvino"):
+        try:
+            out[name] = getattr(__import__(name), "__version__", "?")
+        except ImportError:
+            pass
+    return out
+
+
+def fingerprint(model: nn.Module) -> str:
+    """A hash of what decides a network's graph and outputs: architecture, config and every tensor."""
+    cached = getattr(model, "_dymn_fingerprint", None)
+    if cached:
+        return cached
+    h = hashlib.sha256()
+    h.update(json.dumps([model.arch, model.config.to_dict()], sort_keys=True, default=str).encode())
+    for key, value in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    digest = h.hexdigest()[:20]
+    object.__setattr__(model, "_dymn_fingerprint", digest)
+    return digest
+
+
+def _cache_root() -> Path:
+    from .hub import cache_dir
+
+    return cache_dir()
+
+
+def onnx_graph(model: nn.Module) -> Path:
+    """The network's ONNX graph (``dymn export onnx``), exported once per weights and library versions."""
+    from .export import export_onnx
+
+    v = _versions()
+    path = _cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-torch{v['torch']}-{v['dymn']}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(model, path)
+    return path
+
+
+class CompiledModel(nn.Module):
+    """A converted graph under the network's contract: spectrogram (B, 1, F, T) in, ``(logits, embedding)``
+    out as float32 tensors, any batch size and length; ``info`` as the network's."""
+
+    def __init__(self, model: nn.Module, backend: str, run, source: Path):
+        super().__init__()
+        self.backend = backend
+        self.info = model.info
+        self.arch = model.arch
+        self.config = model.config
+        self.embed_dim = model.embed_dim
+        self.source = source
+        self._run = run
+
+    def forward(self, x: torch.Tensor, return_fmaps: bool = False):
+        if return_fmaps:
+            raise UsageError(f"the {self.backend} backend gives logits and embeddings only; feature maps need "
+                             "backend='torch'")  # fmt: skip
+        arr = np.ascontiguousarray(x.detach().float().cpu().numpy())
+        logits, emb = self._run(arr)
+        return torch.from_numpy(logits), torch.from_numpy(emb)
+
+    def __repr__(self) -> str:
+        return f"CompiledModel({self.info.name}, backend={self.backend})"
+
+
+def _threads() -> int:
+    return max(1, torch.get_num_threads())
+
+
+def _onnxruntime(path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = _threads()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def run(arr: np.ndarray):
+        logits, emb = session.run(None, {name: arr})
+        return logits, emb
+
+    return run
+
+
+def _openvino(path: Path):
+    import openvino as ov
+
+    # f32 explicitly: on CPUs with bf16 units OpenVINO otherwise computes in bf16 (logits off by ~1e-2)
+    config = {"INFERENCE_NUM_THREADS": _threads(), "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    local = threading.local()  # an infer request serves one call at a time: one per thread
+
+    def run(arr: np.ndarray):
+        req = getattr(local, "req", None)
+        if req is None:
+            req = local.req = compiled.create_infer_request()
+        out = req.infer({0: arr})
+        return np.array(out[0], np.float32), np.array(out[1], np.float32)  # copies: the request reuses its buffers
+
+    return run
+
+
+def compile_model(model: nn.Module, backend: str, graph: Path | None = None) -> nn.Module:
+    """``model`` on ``backend`` (torch: :func:`dymn.optimize`'s module; else its ONNX graph, or ``graph``)."""
+    if backend == "torch":
+        from .optimized import optimize
+
+        return optimize(model, backend="torch")
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(CHOICES)}")
+    if backend not in available():
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError(f"the {backend} backend is not installed: pip install 'dymn[fast]'")
+    path = graph or onnx_graph(model)
+    run = _onnxruntime(path) if backend == "onnxruntime" else _openvino(path)
+    return CompiledModel(model, backend, run, path).eval()
+
+
+# --- the automatic choice ------------------------------------------------------------------------------
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}|{os.cpu_count()} cpus"
+
+
+def _key(model: nn.Module, batch_size: int, int8: bool) -> str:
+    parts = [_machine(), f"threads {_threads()}", fingerprint(model), f"batch {batch_size}", "int8" if int8 else "fp32",
+             json.dumps(_versions(), sort_keys=True)]  # fmt: skip
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def _read_choices(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_choice(path: Path, key: str, entry: dict) -> None:
+    from .atomic import write_text
+
+    data = _read_choices(path)  # other processes may have added their own choices meanwhile
+    data[key] = entry
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        pass  # a read-only cache: the choice is measured again next time
+
+
+def _probe_input(model: nn.Module, batch_size: int, seconds: float = 10.0) -> torch.Tensor:
+    """Log-mels of noise: the shape the model will see (10 s clips), values in the model's range."""
+    from .frontend import MelFrontend
+
+    fe = model.info.frontend
+    gen = torch.Generator().manual_seed(0)
+    wave = torch.randn(batch_size, int(seconds * fe.sample_rate), generator=gen) * 0.05
+    with torch.inference_mode():
+        return MelFrontend.from_config(fe).eval()(wave).unsqueeze(1)
+
+
+def measure(model: nn.Module, batch_size: int = 8, backends: list[str] | None = None, repeats: int = 3,
+            int8_graph: Path | None = None) -> dict[str, dict]:  # fmt: skip
+    """For each backend: ms per clip at ``batch_size`` on 10 s clips and the largest logit difference from
+    the plain network (or an error); the module built is kept under "module"."""
+    from .bench import time_call
+
+    x = _probe_input(model, batch_size)
+    with torch.inference_mode():
+        ref_logits, _ = model.eval()(x)
+    scale = max(1.0, float(ref_logits.abs().max()))
+    out: dict[str, dict] = {}
+    for name in backends or available():
+        try:
+            module = compile_model(model, name, int8_graph if name != "torch" else None)
+            with torch.inference_mode():
+                logits, _ = module(x)
+                seconds = time_call(lambda m=module: m(x), repeats=repeats, min_time=0.3)
+            diff = float((logits.float() - ref_logits).abs().max()) / scale
+            out[name] = {"ms": 1000 * seconds / batch_size, "diff": diff, "module": module}
+        except Exception as exc:  # a backend that cannot run this model is simply not chosen
+            out[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
+    return out
+
+
+def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "cpu", quiet: bool = False,
+           int8_graph: Path | None = None) -> tuple[str, nn.Module | None]:  # fmt: skip
+    """The fastest backend for ``model`` at ``batch_size`` on this machine (measured once, then cached), and
+    its module when it was built while measuring."""
+    if torch.device(device).type != "cpu":
+        return "torch", None  # GPU inference stays in PyTorch (CUDA graphs of the runtimes are not installed)
+    candidates = available() if int8_graph is None else [b for b in available() if b != "torch"]
+    if candidates == ["torch"]:
+        return "torch", None
+    store = _cache_root() / "backends.json"
+    key = _key(model, batch_size, int8_graph is not None)
+    entry = _read_choices(store).get(key)
+    if entry and entry.get("backend") in candidates:
+        return entry["backend"], None
+    if not quiet:
+        print(f"dymn: measuring the backends for {model.info.name} at batch {batch_size} on this machine "
+              f"({', '.join(candidates)}; once, then cached) ...", file=sys.stderr, flush=True)  # fmt: skip
+    results = measure(model, batch_size, candidates, int8_graph=int8_graph)
+    limit = AGREEMENT * (50 if int8_graph is not None else 1)  # int8 moves logits by design: a looser sanity bound
+    good = {n: r for n, r in results.items() if "ms" in r and r["diff"] <= limit}
+    if not good:
+        best = "torch" if int8_graph is None else None
+        if best is None:
+            raise UsageError(f"no backend runs the int8 graph of {model.info.name}: " + "; ".join(
+                f"{n}: {r.get('error') or 'outputs differ'}" for n, r in results.items()))  # fmt: skip
+        return best, None
+    best = min(good, key=lambda n: good[n]["ms"])
+    _write_choice(store, key, {"backend": best, "model": model.info.name, "batch": batch_size,
+                               "ms_per_clip": {n: round(r["ms"], 3) for n, r in good.items()},
+                               "rejected": {n: r.get("error") or f"diff {r['diff']:.2e}" for n, r in results.items()
+                                            if n not in good}})  # fmt: skip
+    return best, results[best]["module"]

@@ -1,0 +1,136 @@
+"""Backends under one contract: every installed backend gives the plain network's outputs within 1e-4 (reference
+fixtures, the real checkpoint), any batch size and length; "auto" measures once, keeps the fastest that agrees,
+and remembers it per machine, model, batch size and versions."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import dymn
+from dymn import backends
+from dymn.cli import main
+
+from .conftest import FIXTURES, need
+from .models.test_conformance import _fixture_model
+
+pytestmark = pytest.mark.auto_backend
+RUNTIMES = [b for b in backends.available() if b != "torch"]
+needs_runtime = pytest.mark.skipif(not RUNTIMES, reason="no onnxruntime or OpenVINO installed ([fast] extra)")
+
+
+@pytest.fixture(scope="module")
+def _cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(_cache, monkeypatch):
+    """One cache for the module (converted graphs are reused), no remembered choices at the start of a test."""
+    monkeypatch.setenv("DYMN_CACHE", str(_cache))
+    monkeypatch.delenv("DYMN_BACKEND", raising=False)
+    (_cache / "backends.json").unlink(missing_ok=True)
+    return _cache
+
+
+@pytest.mark.parametrize("backend", RUNTIMES or ["onnxruntime"])
+@pytest.mark.parametrize("name", ["mn04", "dymn04"])
+def test_every_backend_matches_the_reference_fixtures(name, backend, synth_state_dict):
+    if backend not in backends.available():
+        pytest.skip(f"{backend} is not installed")
+    data = np.load(need(FIXTURES / f"{name}.npz"))
+    model = _fixture_model(name, synth_state_dict)
+    model.info = model.info.replace(name=f"fixture-{name}")
+    fast = dymn.optimize(model, backend=backend)
+    assert fast.backend == backend and fast.info is model.info
+    logits, emb = fast(torch.from_numpy(data["input"]))
+    np.testing.assert_allclose(logits.numpy(), data["logits"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(emb.numpy(), data["features"], atol=1e-4, rtol=0)
+    x = torch.from_numpy(data["input"])
+    for batch, frames in ((1, 400), (3, 100), (5, 1000)):  # any batch size and length
+        xb = torch.cat([x] * 3)[:batch, ..., :frames] if frames <= 400 else torch.cat([x] * 3, dim=3)[:batch]
+        with torch.inference_mode():
+            ref = model(xb)
+        got = fast(xb)
+        for a, b in zip(got, ref):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=0)
+    with pytest.raises(dymn.UsageError, match="feature maps need backend='torch'"):
+        fast(x, return_fmaps=True)
+
+
+@needs_runtime
+def test_every_backend_matches_the_real_checkpoint(real_weights):
+    model = dymn.load("mn04_as", weights=real_weights)
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(32000 * 10).astype(np.float32) * 0.1 for _ in range(3)]
+    ref = dymn.Tagger(model, backend="torch").predict(waves)
+    for backend in RUNTIMES:
+        got = dymn.Tagger(model, backend=backend).predict(waves)
+        np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+
+
+@needs_runtime
+def test_auto_measures_once_and_remembers(_own_cache, capsys):
+    torch.manual_seed(0)
+    model = dymn.load("mn01_as", pretrained=False)
+    first = dymn.optimize(model, batch_size=2)
+    err = capsys.readouterr().err
+    assert "measuring the backends for mn01_as at batch 2" in err
+    store = json.loads((_own_cache / "backends.json").read_text())
+    (entry,) = store.values()
+    assert set(entry["ms_per_clip"]) == set(backends.available()) and entry["batch"] == 2
+    assert entry["backend"] == min(entry["ms_per_clip"], key=entry["ms_per_clip"].get)  # the fastest
+    chosen = getattr(first, "backend", "torch")
+    assert chosen == entry["backend"]
+    again = dymn.optimize(model, batch_size=2)
+    assert capsys.readouterr().err == "" and getattr(again, "backend", "torch") == chosen  # remembered
+    dymn.optimize(model, batch_size=3)  # another batch size is measured on its own
+    assert "at batch 3" in capsys.readouterr().err
+    changed = dymn.load("mn01_as", pretrained=False)  # other weights: another entry
+    dymn.optimize(changed, batch_size=2)
+    assert "measuring" in capsys.readouterr().err
+
+
+@needs_runtime
+def test_a_backend_that_disagrees_is_never_chosen(monkeypatch, capsys):
+    real = backends.compile_model
+
+    def wrong(model, backend, graph=None):
+        module = real(model, backend, graph)
+        if backend != "torch":
+            run = module._run
+            module._run = lambda arr: tuple(o + 0.01 for o in run(arr))  # fast but wrong
+        return module
+
+    monkeypatch.setattr(backends, "compile_model", wrong)
+    fast = dymn.optimize(dymn.load("mn01_as", pretrained=False), batch_size=2)
+    assert getattr(fast, "backend", "torch") == "torch"
+
+
+def test_backend_settings_are_checked(monkeypatch, tiny_mn_checkpoint, capsys):
+    model = dymn.load("mn01_as", pretrained=False)
+    monkeypatch.setenv("DYMN_BACKEND", "torch")
+    assert not hasattr(dymn.optimize(model), "backend")  # the PyTorch module, nothing measured
+    monkeypatch.setenv("DYMN_BACKEND", "fastest")
+    with pytest.raises(dymn.UsageError, match="DYMN_BACKEND='fastest'"):
+        dymn.optimize(model)
+    monkeypatch.delenv("DYMN_BACKEND")
+    with pytest.raises(dymn.UsageError, match="unknown backend 'tpu'"):
+        dymn.optimize(model, backend="tpu")
+    with pytest.raises(SystemExit):
+        main(["tag", "x.wav", "--backend", "tpu"])
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err
+
+
+@needs_runtime
+def test_cli_tag_on_each_backend_gives_the_same_tags(tmp_path, tone_wav, capsys, release_cache):
+    release_cache("mn01_as")
+    outs = {}
+    for backend in ["torch", *RUNTIMES]:
+        assert main(["tag", str(tone_wav), "--model", "mn01_as", "--backend", backend, "--format", "json"]) == 0
+        outs[backend] = json.loads(capsys.readouterr().out)[0]["tags"]
+    for backend in RUNTIMES:
+        assert [t["label"] for t in outs[backend]] == [t["label"] for t in outs["torch"]]
+        np.testing.assert_allclose([t["probability"] for t in outs[backend]],
+                                   [t["probability"] for t in outs["torch"]], atol=1e-4)  # fmt: skip
