@@ -2,7 +2,11 @@
 
 import os
 import shutil
+import sys
 from pathlib import Path
+
+import numpy as np
+import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -40,3 +44,26 @@ def pss(pid: int) -> int:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return total
+
+
+def make_corpus(dst: Path, n: int) -> Path:
+    """``n`` real files: 70 % spoken digits of about 0.5 s (FSDD, linked) and 30 % crops of 3-10 s of the real
+    recordings in ../shared/audio (written as WAV)."""
+    digits = sorted((SHARED / "data" / "fsdd" / "recordings").glob("*.wav"))
+    sounds = [SHARED / "audio" / "metro_station-paris.wav", *sorted((SHARED / "audio" / "samples").glob("*.wav"))]
+    if not digits or not sounds[0].exists():
+        sys.exit("needs ../shared/data/fsdd and ../shared/audio")
+    rng = np.random.default_rng(0)
+    n_crops = n * 3 // 10
+    for i, f in enumerate(digits[:: max(1, len(digits) // (n - n_crops))][: n - n_crops]):
+        (dst / "digits").mkdir(parents=True, exist_ok=True)
+        (dst / "digits" / f"{i:04d}.wav").symlink_to(f)
+    for i in range(n_crops):
+        src = sounds[i % len(sounds)]
+        x, sr = sf.read(src, dtype="float32", always_2d=True)
+        secs = rng.uniform(3, 10)
+        length = min(len(x), int(secs * sr))
+        start = int(rng.integers(0, max(1, len(x) - length)))
+        (dst / "crops").mkdir(parents=True, exist_ok=True)
+        sf.write(dst / "crops" / f"{i:04d}_{src.stem}.wav", x[start : start + length], sr)
+    return dst

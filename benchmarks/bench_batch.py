@@ -21,30 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-from _common import SHARED, private_cache, pss
-
-
-def make_corpus(dst: Path, n: int) -> Path:
-    digits = sorted((SHARED / "data" / "fsdd" / "recordings").glob("*.wav"))
-    sounds = [SHARED / "audio" / "metro_station-paris.wav", *sorted((SHARED / "audio" / "samples").glob("*.wav"))]
-    if not digits or not sounds[0].exists():
-        sys.exit("needs ../shared/data/fsdd and ../shared/audio")
-    rng = np.random.default_rng(0)
-    n_crops = n * 3 // 10
-    for i, f in enumerate(digits[:: max(1, len(digits) // (n - n_crops))][: n - n_crops]):
-        (dst / "digits").mkdir(parents=True, exist_ok=True)
-        (dst / "digits" / f"{i:04d}.wav").symlink_to(f)
-    for i in range(n_crops):
-        src = sounds[i % len(sounds)]
-        x, sr = sf.read(src, dtype="float32", always_2d=True)
-        secs = rng.uniform(3, 10)
-        length = min(len(x), int(secs * sr))
-        start = int(rng.integers(0, max(1, len(x) - length)))
-        (dst / "crops").mkdir(parents=True, exist_ok=True)
-        sf.write(dst / "crops" / f"{i:04d}_{src.stem}.wav", x[start : start + length], sr)
-    return dst
+from _common import make_corpus, private_cache, pss
 
 
 def timed(cmd: list[str], env: dict, kill_after_shards: tuple[Path, int] | None = None) -> tuple[float, int, str]:

@@ -1,6 +1,6 @@
-"""Inference speed table (markdown): reference-style forward vs dymn eager vs dymn.optimize vs onnxruntime.
+"""Inference speed table (markdown): reference-style forward vs dymn eager vs every installed backend.
 
-    python benchmarks/bench_inference.py [--models mn04_as,...] [--batch 1,8] [--threads 2] [--onnx]
+    python benchmarks/bench_inference.py [--models mn04_as,...] [--batch 1,8] [--threads 2]
                                          [--out benchmarks/results/inference-cpu.md]
 
 Same as `dymn bench`; ms per 10 s clip, minimum over rounds; GEMM rate measured in the same run.
@@ -23,11 +23,10 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--onnx", action="store_true")
     p.add_argument("--out", default=None)
     a = p.parse_args()
     table = run_benchmark(a.models.split(","), [int(b) for b in a.batch.split(",")], threads=a.threads,
-                          device=a.device, repeats=a.repeats, onnx=a.onnx,
+                          device=a.device, repeats=a.repeats,
                           log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
     cpu = platform.processor() or platform.machine()
     header = f"torch {torch.__version__}, {cpu}, {torch.get_num_threads()} threads\n\n"

@@ -19,12 +19,18 @@ REAL_WEIGHTS = SHARED / "weights" / "mn04_as_mAP_432.pt"
 AUDIO = SHARED / "audio"
 
 
-@pytest.fixture(autouse=True)
-def _pinned_backend(request, monkeypatch):
-    """Tests run the PyTorch backend unless they test the backends (tests/test_backends.py, marked
-    ``auto_backend``): "auto" would convert and measure every model a test uses, in every fresh cache."""
-    if request.node.get_closest_marker("auto_backend") is None:
-        monkeypatch.setenv("DYMN_BACKEND", "torch")
+@pytest.fixture(autouse=True, scope="session")
+def _pinned_backend():
+    """Tests run the PyTorch backend (servers and workers they start too) unless they test the backends
+    (tests/test_backends.py unsets it): "auto" would convert and measure every model a test uses, in every
+    fresh cache."""
+    before = os.environ.get("DYMN_BACKEND")
+    os.environ["DYMN_BACKEND"] = "torch"
+    yield
+    if before is None:
+        os.environ.pop("DYMN_BACKEND", None)
+    else:
+        os.environ["DYMN_BACKEND"] = before
 
 
 def need(path: Path) -> Path:

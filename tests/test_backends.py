@@ -15,7 +15,6 @@ from dymn.cli import main
 from .conftest import FIXTURES, need
 from .models.test_conformance import _fixture_model
 
-pytestmark = pytest.mark.auto_backend
 RUNTIMES = [b for b in backends.available() if b != "torch"]
 needs_runtime = pytest.mark.skipif(not RUNTIMES, reason="no onnxruntime or OpenVINO installed ([fast] extra)")
 

@@ -109,8 +109,8 @@ def test_cli_export_and_onnx_backend(tmp_path, capsys, release_cache):
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert main(["export", "onnx", "--model", "nope", "-o", str(out)]) == 2
     assert main(["export", "onnx", "--model", "mn01_as", "-o", str(tmp_path / "no" / "x.onnx")]) == 2
-    assert main(["tag", str(wav), "--backend", "onnx", "--weights", str(wav)]) == 2
-    assert "backend 'onnx' runs a file written by `dymn export onnx`" in capsys.readouterr().err
+    assert main(["tag", str(wav), "--backend", "onnx", "--weights", str(wav)]) == 1
+    assert "not a checkpoint: it is an audio file" in capsys.readouterr().err
     bad = tmp_path / "bad.onnx"
     bad.write_text("not onnx")
     assert main(["tag", str(wav), "--backend", "onnx", "--weights", str(bad)]) == 1

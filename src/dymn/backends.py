@@ -32,6 +32,8 @@ CHOICES = ("auto", *BACKENDS)
 # a backend whose outputs differ from the plain network by more than this (max abs logit difference, relative to
 # the logits' scale) is not used: a measured speed is worth nothing without the same results
 AGREEMENT = 1e-3
+# int8 moves logits by design (measured effect: benchmarks/bench_int8.py); this only rejects a broken graph
+INT8_SANITY = 0.5
 
 
 def default_backend() -> str:
@@ -271,7 +273,7 @@ def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "
         print(f"dymn: measuring the backends for {model.info.name} at batch {batch_size} on this machine "
               f"({', '.join(candidates)}; once, then cached) ...", file=sys.stderr, flush=True)  # fmt: skip
     results = measure(model, batch_size, candidates, int8_graph=int8_graph)
-    limit = AGREEMENT * (50 if int8_graph is not None else 1)  # int8 moves logits by design: a looser sanity bound
+    limit = INT8_SANITY if int8_graph is not None else AGREEMENT
     good = {n: r for n, r in results.items() if "ms" in r and r["diff"] <= limit}
     if not good:
         best = "torch" if int8_graph is None else None
@@ -285,3 +287,89 @@ def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "
                                "rejected": {n: r.get("error") or f"diff {r['diff']:.2e}" for n, r in results.items()
                                             if n not in good}})  # fmt: skip
     return best, results[best]["module"]
+
+
+# --- int8 ---------------------------------------------------------------------------------------------------
+def calibration_inputs(model: nn.Module, calibration, limit: int = 300) -> list[np.ndarray]:
+    """Log-mel inputs (1, 1, F, T) of real audio for post-training quantization: ``calibration`` is audio
+    files, folders or waveforms at the model's rate; clips are padded or cut to the model's clip length (10 s)
+    as tagging does; at most ``limit`` clips."""
+    from .audio import find_audio_files, load_audio
+    from .frontend import MelFrontend
+
+    if calibration is None or (isinstance(calibration, (list, tuple)) and not calibration):
+        raise UsageError("int8 needs calibration audio like yours (a folder or a list of files; a few dozen to a few "
+                         "hundred clips): calibration=... or --calibration DIR")  # fmt: skip
+    if isinstance(calibration, (str, os.PathLike, np.ndarray)):
+        calibration = [calibration]
+    waves: list[np.ndarray] = [np.asarray(c, np.float32) for c in calibration if isinstance(c, np.ndarray)]
+    paths = [c for c in calibration if not isinstance(c, np.ndarray)]
+    if paths:
+        files, problems = find_audio_files(paths)
+        if problems and not files:
+            raise UsageError(f"no calibration audio: {problems[0]}")
+        for f in files[:limit]:
+            waves.append(load_audio(f, model.info.sample_rate))
+    if not waves:
+        raise UsageError("the calibration inputs hold no audio files")
+    n = int(round((model.info.clip_seconds or 10.0) * model.info.sample_rate))
+    fe = MelFrontend.from_config(model.info.frontend).eval()
+    out = []
+    with torch.inference_mode():
+        for w in waves[:limit]:
+            w = np.pad(w[:n], (0, max(0, n - len(w))))
+            out.append(fe(torch.from_numpy(np.ascontiguousarray(w))[None]).unsqueeze(1).numpy())
+    return out
+
+
+def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = None) -> Path:
+    """An int8 ONNX graph of ``model`` (QDQ, per-channel weights) by NNCF post-training quantization,
+    calibrated on ``calibration`` (see :func:`calibration_inputs`); written to ``path`` (atomically, with the
+    dymn metadata) or cached. Runs on onnxruntime and OpenVINO. Needs ``pip install 'dymn[int8]'``."""
+    from .errors import require
+
+    require("nncf", "int8", "int8 quantization")
+    import nncf
+    import onnx
+
+    from .atomic import atomic_write
+    from .export import ONNX_META_KEY
+
+    inputs = calibration_inputs(model, calibration)
+    digest = hashlib.sha256(b"".join(x.tobytes() for x in inputs)).hexdigest()[:12]
+    if path is None:
+        v = _versions()
+        path = _cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-int8-{digest}-{v['dymn']}.onnx"
+        if path.is_file():
+            return path
+    path = Path(path)
+    fp32 = onnx.load(str(onnx_graph(model)))
+    meta = {p.key: p.value for p in fp32.metadata_props}
+    import logging
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    quantized = nncf.quantize(fp32, nncf.Dataset([{"spectrogram": x} for x in inputs]), subset_size=len(inputs),
+                              preset=nncf.QuantizationPreset.MIXED)  # fmt: skip
+    del quantized.metadata_props[:]
+    for key, value in meta.items():
+        entry = quantized.metadata_props.add()
+        entry.key, entry.value = key, value
+    if ONNX_META_KEY in meta:  # the file says what it is
+        data = json.loads(meta[ONNX_META_KEY])
+        data["dtype"] = "int8"
+        quantized.metadata_props[[p.key for p in quantized.metadata_props].index(ONNX_META_KEY)].value = json.dumps(
+            data)  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: onnx.save(quantized, tmp))
+
+
+def int8_model(model: nn.Module, calibration, backend: str = "auto", batch_size: int = 8) -> nn.Module:
+    """``model`` quantized to int8 (:func:`quantize`) on the faster of onnxruntime and OpenVINO (measured)."""
+    graph = quantize(model, calibration)
+    if backend in ("auto", None):
+        backend, built = choose(model, batch_size, "cpu", int8_graph=graph)
+        if built is not None:
+            return built
+    if backend == "torch":
+        raise UsageError("int8 runs on onnxruntime or openvino, not the torch backend")
+    return compile_model(model, backend, graph)

@@ -1,4 +1,4 @@
-"""Inference benchmark: the reference-style forward, dymn's eager model and ``optimize()`` side by side.
+"""Inference benchmark: the reference-style forward, dymn's eager model and every backend side by side.
 
 The reference runs every dynamic convolution as one grouped convolution over per-example kernels
 (input reshaped to (1, B*C, F, T)); :func:`reference_dynamic_convs` restores exactly that forward so each
@@ -70,9 +70,21 @@ class BenchRow:
     gmacs: float
     reference_ms: float  # per clip, spectrogram in, reference-style forward
     eager_ms: float  # per clip, dymn model as created
-    optimized_ms: float  # per clip, dymn.optimize()
-    end_to_end_ms: float  # per clip, waveform in, probabilities out, optimized
-    onnx_ms: float | None = None
+    backend_ms: dict[str, float]  # per clip, spectrogram in: torch (dymn.optimize's module), onnxruntime, ...
+    end_to_end_ms: float  # per clip, waveform in, probabilities out, on the fastest backend
+    dtype: str = "float32"
+
+    @property
+    def fastest(self) -> str:
+        return min(self.backend_ms, key=self.backend_ms.get)
+
+    @property
+    def best_ms(self) -> float:
+        return self.backend_ms[self.fastest]
+
+    @property
+    def optimized_ms(self) -> float:  # the PyTorch module of dymn.optimize
+        return self.backend_ms["torch"]
 
     def gflops(self, ms: float) -> float:
         return 2 * self.gmacs / (ms / 1000)
@@ -84,8 +96,14 @@ def bench_model(
     seconds: float = 10.0,
     device: str = "cpu",
     repeats: int = 5,
-    onnx_path: str | None = None,
+    backends: list[str] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> BenchRow:
+    """Times of one registry model (random weights: speed only) at ``batch`` on ``seconds`` clips: the
+    reference-style forward, the eager model, and ``backends`` (default: every one installed here)."""
+    from .backends import available, compile_model
+
+    torch.manual_seed(0)  # the same random weights every run: a converted graph is cached and reused
     model = load(name, pretrained=False).to(device)  # timing only: random weights, no download
     if model.arch == "dymn":
         model.set_temperature(1.0)
@@ -96,8 +114,14 @@ def bench_model(
     model.to(device)
     spec = torch.randn(batch, 1, fe.n_mels, frames, device=device)
     wave = torch.randn(batch, samples, device=device) * 0.1
-    fast = optimize(model, device=device, backend="torch")
     frontend = MelFrontend.from_config(fe).to(device).eval()
+    on_cpu = torch.device(device).type == "cpu"
+    if backends is None:
+        backends = available() if on_cpu and dtype == torch.float32 else ["torch"]
+    modules = {"torch": optimize(model, device=device, dtype=dtype, backend="torch")}
+    for b in backends:
+        if b != "torch":
+            modules[b] = compile_model(model.cpu(), b)
 
     def sync():
         if device != "cpu" and torch.cuda.is_available():
@@ -110,28 +134,20 @@ def bench_model(
 
         return f
 
-    def end_to_end():
-        torch.sigmoid(fast(frontend(wave).unsqueeze(1))[0])
-        sync()
-
+    per = 1000 / batch
     with torch.inference_mode():
         with reference_dynamic_convs():
             ref = time_call(run(model, spec), repeats)
         eager = time_call(run(model, spec), repeats)
-        opt = time_call(run(fast, spec), repeats)
-        e2e = time_call(end_to_end, repeats)
-    onnx_ms = None
-    if onnx_path is not None:
-        import numpy as np
-        import onnxruntime as ort
+        times = {b: time_call(run(m, spec), repeats) * per for b, m in modules.items()}
+        best = modules[min(times, key=times.get)]
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = torch.get_num_threads()
-        sess = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
-        feed = {sess.get_inputs()[0].name: spec.cpu().numpy().astype(np.float32)}
-        onnx_ms = time_call(lambda: sess.run(None, feed), repeats) * 1000 / batch
-    per = 1000 / batch
-    return BenchRow(name, batch, macs, ref * per, eager * per, opt * per, e2e * per, onnx_ms)
+        def end_to_end():
+            torch.sigmoid(best(frontend(wave).unsqueeze(1))[0])
+            sync()
+
+        e2e = time_call(end_to_end, repeats)
+    return BenchRow(name, batch, macs, ref * per, eager * per, times, e2e * per, str(dtype).replace("torch.", ""))
 
 
 # Reference implementation on a 2-core AVX-512 CPU, 2 threads, fp32, 10 s clips, spectrogram input
@@ -145,22 +161,24 @@ REFERENCE_MS = {
 }
 
 
-def markdown_table(rows: list[BenchRow], gemm: float) -> str:
-    head = (
-        "| model | batch | GMACs/clip | published reference ms | reference-style ms | dymn eager ms "
-        "| optimized ms | speed-up vs published | GFLOP/s | % of GEMM | end-to-end ms | onnxruntime ms |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
+def markdown_table(rows: list[BenchRow], gemm: float | None) -> str:
+    names = [b for b in ("torch", "onnxruntime", "openvino") if any(b in r.backend_ms for r in rows)]
+    names += sorted({b for r in rows for b in r.backend_ms} - set(names))
+    head = ("| model | batch | GMACs/clip | published reference ms | reference-style ms | dymn eager ms | "
+            + " | ".join(f"{b} ms" for b in names)
+            + " | fastest | speed-up vs reference-style | GFLOP/s | % of GEMM | end-to-end ms |\n"
+            + "|---" * (11 + len(names)) + "|\n")  # fmt: skip
     lines = []
     for r in rows:
         pub = REFERENCE_MS.get(r.model)
         pub_ms = pub[0] if pub and r.batch == 1 else pub[1] if pub and r.batch == 8 else None
-        gf = r.gflops(r.optimized_ms)
+        gf = r.gflops(r.best_ms)
+        cells = [f"**{r.backend_ms[b]:.1f}**" if b == r.fastest else f"{r.backend_ms[b]:.1f}" if b in r.backend_ms
+                 else "-" for b in names]  # fmt: skip
         lines.append(
             f"| {r.model} | {r.batch} | {r.gmacs:.3f} | {pub_ms if pub_ms else '-'} | {r.reference_ms:.1f} "
-            f"| {r.eager_ms:.1f} | **{r.optimized_ms:.1f}** | "
-            f"{f'{pub_ms / r.optimized_ms:.2f}x' if pub_ms else '-'} | {gf:.1f} | {100 * gf / gemm:.0f}% "
-            f"| {r.end_to_end_ms:.1f} | {f'{r.onnx_ms:.1f}' if r.onnx_ms else '-'} |"
+            f"| {r.eager_ms:.1f} | " + " | ".join(cells) + f" | {r.fastest} | {r.reference_ms / r.best_ms:.2f}x "
+            f"| {gf:.1f} | {f'{100 * gf / gemm:.0f}%' if gemm else '-'} | {r.end_to_end_ms:.1f} |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -171,37 +189,34 @@ def run_benchmark(
     threads: int | None = 2,
     device: str = "cpu",
     repeats: int = 5,
-    onnx: bool = False,
+    backends: list[str] | None = None,
+    dtype: torch.dtype = torch.float32,
     log: Callable[[str], None] = print,
 ) -> str:
-    """Benchmark ``models`` x ``batches`` and return a markdown table (ms per clip, 10 s clips)."""
+    """Benchmark ``models`` x ``batches`` on every installed backend (or ``backends``) and return a markdown
+    table (ms per clip, 10 s clips)."""
     if threads:
         torch.set_num_threads(threads)
-    gemm = gemm_gflops()
-    log(f"float32 GEMM (2048^2): {gemm:.1f} GFLOP/s with {torch.get_num_threads()} threads")
+    gemm = gemm_gflops() if torch.device(device).type == "cpu" else None
+    if gemm:
+        log(f"float32 GEMM (2048^2): {gemm:.1f} GFLOP/s with {torch.get_num_threads()} threads")
     rows = []
     for name in models:
-        onnx_path = None
-        if onnx:
-            import tempfile
-
-            from .export import export_onnx
-
-            onnx_path = str(tempfile.mkdtemp()) + f"/{name}.onnx"
-            export_onnx(load(name, pretrained=False), onnx_path)
         for b in batches:
-            row = bench_model(name, b, device=device, repeats=repeats, onnx_path=onnx_path)
+            row = bench_model(name, b, device=device, repeats=repeats, backends=backends, dtype=dtype)
             log(f"{name} batch {b}: reference-style {row.reference_ms:.1f}, eager {row.eager_ms:.1f}, "
-                f"optimized {row.optimized_ms:.1f} ms/clip")  # fmt: skip
+                + ", ".join(f"{k} {v:.1f}" for k, v in row.backend_ms.items()) + " ms/clip")  # fmt: skip
             rows.append(row)
     threads_used = torch.get_num_threads()
     footer = (
-        f"\n{threads_used} threads, fp32, {device}, 10 s clips; ms per clip (minimum over {repeats} rounds); "
-        f"float32 GEMM in the same run: {gemm:.1f} GFLOP/s; GFLOP/s = 2 x MACs / optimized time.\n"
+        f"\n{threads_used} threads, {str(dtype).replace('torch.', '')}, {device}, 10 s clips; ms per clip "
+        f"(minimum over {repeats} rounds)"
+        + (f"; float32 GEMM in the same run: {gemm:.1f} GFLOP/s" if gemm else "")
+        + "; GFLOP/s = 2 x MACs / the fastest backend's time.\n"
     )
     return (
         markdown_table(rows, gemm)
         + footer
-        + "\nmedian speed-up over reference-style: "
-        + (f"{statistics.median(r.reference_ms / r.optimized_ms for r in rows):.2f}x\n")
+        + "\nmedian speed-up of the fastest backend over reference-style: "
+        + (f"{statistics.median(r.reference_ms / r.best_ms for r in rows):.2f}x\n")
     )

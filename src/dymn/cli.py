@@ -318,16 +318,28 @@ def cmd_export(args) -> int:
     from .export import export_onnx, export_torchscript
 
     _check_outputs([args.output], [args.weights] if args.weights else [])
+    if args.int8 and (args.format != "onnx" or args.with_frontend):
+        raise UsageError("--int8 writes an ONNX graph of the network (spectrogram input): not with torchscript or "
+                         "--with-frontend")  # fmt: skip
+    if args.int8 and not args.calibration:
+        raise UsageError("--int8 needs --calibration DIR (or files): a few dozen to a few hundred clips like yours")
     model = _load(args)
-    writer = export_onnx if args.format == "onnx" else export_torchscript
-    path = writer(model, args.output, with_frontend=args.with_frontend)
+    if args.int8:
+        from .backends import quantize
+
+        path = quantize(model, args.calibration, args.output)
+    else:
+        writer = export_onnx if args.format == "onnx" else export_torchscript
+        path = writer(model, args.output, with_frontend=args.with_frontend)
     inp = "waveform (batch, samples)" if args.with_frontend else "spectrogram (batch, 1, n_mels, frames)"
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) from {printable(model.info.source)}: "
-          f"input {inp}, outputs logits, embedding")  # fmt: skip
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{', int8' if args.int8 else ''}) from "
+          f"{printable(model.info.source)}: input {inp}, outputs logits, embedding")  # fmt: skip
     return 0
 
 
 def cmd_bench(args) -> int:
+    import torch
+
     from .bench import run_benchmark
     from .registry import get_pretrained_cfg
 
@@ -343,8 +355,20 @@ def cmd_bench(args) -> int:
     from .inference import resolve_device
 
     resolve_device(args.device)
-    table = run_benchmark(models, batches, threads=args.threads or None, device=args.device,
-                          repeats=args.repeats, onnx=args.onnx, log=_err)  # fmt: skip
+    backends = None
+    if args.backends:
+        from .backends import BACKENDS
+
+        backends = [b for b in args.backends.split(",") if b]
+        bad = [b for b in backends if b not in BACKENDS]
+        if bad:
+            raise UsageError(f"unknown backend(s) {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
+    dtypes = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+              "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}  # fmt: skip
+    if args.dtype not in dtypes:
+        raise UsageError(f"--dtype takes float32, float16 or bfloat16, got {args.dtype!r}")
+    table = run_benchmark(models, batches, threads=args.threads or None, device=args.device, repeats=args.repeats,
+                          backends=backends, dtype=dtypes[args.dtype], log=_err)  # fmt: skip
     _emit(table, args.output)
     return 0
 
@@ -460,15 +484,31 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weights", default=None, help="local weights (dymn checkpoint, or state dict with --model)")
     e.add_argument("--with-frontend", action="store_true", help="include the mel frontend: waveform input")
     e.add_argument("--output", "-o", required=True, help="output file (written atomically)")
+    e.add_argument(
+        "--int8",
+        action="store_true",
+        help="post-training int8 quantization (NNCF, the [int8] extra), calibrated on --calibration",
+    )
+    e.add_argument(
+        "--calibration",
+        nargs="+",
+        default=None,
+        metavar="AUDIO",
+        help="--int8: audio files or folders like the ones you will tag (a few dozen to a few hundred)",
+    )
 
-    b = command("bench", "inference speed: reference-style vs eager vs optimized (markdown table)", cmd_bench)
+    b = command("bench", "inference speed: reference-style vs eager vs every backend (markdown table)", cmd_bench)
     b.add_argument("--models", default="mn04_as,mn10_as,dymn04_as,dymn10_as,dymn20_as",
                    help="comma-separated registry names (random weights: speed only)")  # fmt: skip
     b.add_argument("--batch", default="1,8", help="comma-separated batch sizes")
     b.add_argument("--threads", type=int, default=2, help="torch threads (0 = torch's default)")
     b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     b.add_argument("--repeats", type=int, default=5, help="timing rounds (the minimum is reported)")
-    b.add_argument("--onnx", action="store_true", help="also time onnxruntime on an export of each model")
+    b.add_argument("--backends", default=None,
+                   help="comma-separated: torch, onnxruntime, openvino (default: every one installed; on a GPU "
+                        "or in reduced precision: torch)")  # fmt: skip
+    b.add_argument("--dtype", default="float32", help="float32, float16 (GPU) or bfloat16 (PyTorch backend)")
+    b.add_argument("--onnx", action="store_true", help=argparse.SUPPRESS)  # earlier releases: now always on
     b.add_argument("--output", "-o", default=None, help="write the markdown table to this file")
     ba = command("batch", "tag, embed, timeline or detect a corpus on Ray into Parquet shards (resumable)",
                  cmd_batch)  # fmt: skip

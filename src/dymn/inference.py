@@ -196,7 +196,8 @@ class Tagger:
 
         Files longer than :data:`MAX_CLIP_SECONDS` are refused (``timeline`` is for long audio). Files are
         decoded in background threads, ``chunk`` at a time but never more than :data:`CHUNK_SECONDS` of
-        audio (by their headers), so memory stays bounded whatever the files hold.
+        audio (by their headers), the next chunk while the model runs on this one, so memory stays bounded
+        whatever the files hold.
         """
         paths = [os.fspath(p) for p in paths]
         chunk = chunk or chunk_size(self.batch_size)
@@ -204,8 +205,13 @@ class Tagger:
 
         bar = tqdm(total=len(paths), unit="file", disable=not progress, desc="tagging")
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            for part in _chunks(paths, chunk):
-                decoded = list(pool.map(lambda p: _decode(p, self.sample_rate), part))
+            # the next chunk decodes while the model runs on this one (one chunk ahead: memory stays bounded)
+            parts = _chunks(paths, chunk)
+            ahead = [(part, [pool.submit(_decode, p, self.sample_rate) for p in part]) for part in _take(parts, 1)]
+            while ahead:
+                part, futures = ahead.pop(0)
+                ahead += [(nxt, [pool.submit(_decode, p, self.sample_rate) for p in nxt]) for nxt in _take(parts, 1)]
+                decoded = [f.result() for f in futures]
                 good = [(p, d) for p, d in zip(part, decoded) if not isinstance(d, str)]
                 probs = self.predict([d.wave for _, d in good]) if good else np.zeros((0, len(self.labels)))
                 results = {p: (d, pr) for (p, d), pr in zip(good, probs)}
@@ -226,6 +232,15 @@ class Tagger:
                                       f"{SHORT_CLIP_SECONDS:g} s are unreliable")  # fmt: skip
                     yield TagResult(p, round(duration, 4), top_tags(pr, self.labels, top_k))
         bar.close()
+
+
+def _take(it: Iterator, n: int) -> list:
+    out = []
+    for item in it:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out
 
 
 def _chunks(paths: list[str], count: int) -> Iterator[list[str]]:

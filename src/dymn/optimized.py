@@ -283,6 +283,7 @@ def optimize(
     micro_batch: int | None | str = "auto",
     backend: str | None = None,
     batch_size: int = 8,
+    calibration=None,
 ) -> nn.Module:
     """An equivalent, faster inference module: spectrogram in, ``(logits, embedding)`` out, any batch size and
     length; outputs equal ``model``'s within 1e-4 in fp32. ``model`` itself is not modified.
@@ -293,7 +294,19 @@ def optimize(
     ``dtype=torch.bfloat16`` (CPU) or ``torch.float16`` (GPU) trade a little accuracy for speed (PyTorch only).
     Channels-last memory is used by default (measured faster on CPU for both MN and DyMN); ``micro_batch``
     splits large batches into chunks ("auto": 4 for width >= 1 on CPU, else whole batches).
+    ``dtype="int8"``: post-training static quantization calibrated on ``calibration`` (audio files, a folder or
+    waveforms like the ones you will tag), run on the faster of onnxruntime and OpenVINO (``[int8]`` extra).
     """
+    if isinstance(dtype, str):
+        if dtype != "int8":
+            raise UsageError(f"dtype takes a torch dtype or 'int8', got {dtype!r}")
+        if not is_network(model):
+            raise UsageError(f"optimize() takes an MN or DyMN network, not {type(model).__name__}")
+        if torch.device(device).type != "cpu":
+            raise UsageError("int8 runs on the CPU")
+        from .backends import int8_model
+
+        return int8_model(model, calibration, backend or "auto", batch_size)
     if backend is None:
         from .backends import default_backend
 
