@@ -1,6 +1,6 @@
 """Backends under one contract: every installed backend gives the plain network's outputs within 1e-4 (reference
 fixtures, the real checkpoint), any batch size and length; "auto" measures once, keeps the fastest that agrees,
-and remembers it per machine, model, batch size and versions."""
+and remembers it per machine, architecture, batch size and versions."""
 
 import json
 
@@ -86,8 +86,10 @@ def test_auto_measures_once_and_remembers(_own_cache, capsys):
     assert capsys.readouterr().err == "" and getattr(again, "backend", "torch") == chosen  # remembered
     dymn.optimize(model, batch_size=3)  # another batch size is measured on its own
     assert "at batch 3" in capsys.readouterr().err
-    changed = dymn.load("mn01_as", pretrained=False)  # other weights: another entry
-    dymn.optimize(changed, batch_size=2)
+    other_weights = dymn.load("mn01_as", pretrained=False)  # speed depends on the architecture, not the values
+    assert getattr(dymn.optimize(other_weights, batch_size=2), "backend", "torch") == chosen
+    assert capsys.readouterr().err == ""
+    dymn.optimize(dymn.load("mn01_as", pretrained=False, num_classes=10), batch_size=2)  # another architecture
     assert "measuring" in capsys.readouterr().err
 
 

@@ -1,0 +1,109 @@
+"""Where DyMN's inference time goes, per part of the network, and which batch split is fastest.
+
+    python benchmarks/bench_dymn_profile.py [--models dymn04_as,dymn10_as,dymn20_as] [--batch 1,8] [--threads 2]
+
+Times every module of `dymn.optimize(model, backend="torch")` with forward hooks (CPU; 10 s clips, random
+weights: speed only) and groups them: pointwise dynamic convolutions (one batched matmul per block), depthwise
+dynamic convolutions, static convolutions (stem, first blocks, last conv), DyReLU, coordinate attention, the
+context generator, the classifier, and the rest (residual additions, layout changes, Python). Then times whole
+forwards with each micro-batch split (None: the whole batch at once). Prints markdown tables.
+"""
+
+import argparse
+import time
+from collections import defaultdict
+
+import torch
+
+import dymn
+from dymn.bench import time_call
+from dymn.optimized import FastContextGen, FastCoordAtt, FastDyReLU, FusedDynamicConv
+
+
+def part_of(module: torch.nn.Module, name: str) -> str | None:
+    if isinstance(module, FusedDynamicConv):
+        return "dynamic conv, pointwise" if module.pointwise else "dynamic conv, depthwise"
+    if isinstance(module, FastDyReLU):
+        return "DyReLU"
+    if isinstance(module, FastCoordAtt):
+        return "coordinate attention"
+    if isinstance(module, FastContextGen):
+        return "context generator"
+    if name.startswith("net.classifier"):
+        return "classifier" if name == "net.classifier" else None
+    if isinstance(module, torch.nn.Conv2d):
+        return "static conv"
+    return None
+
+
+def profile(model_name: str, batch: int, repeats: int = 5) -> tuple[dict[str, float], float, float]:
+    torch.manual_seed(0)
+    fast = dymn.optimize(dymn.load(model_name, pretrained=False), backend="torch", micro_batch=None)
+    x = torch.randn(batch, 1, 128, 1000)
+    spent: dict[str, float] = defaultdict(float)
+    starts: dict[int, float] = {}
+    handles = []
+    for name, m in fast.named_modules():
+        part = part_of(m, name)
+        if part is None:
+            continue
+        handles.append(m.register_forward_pre_hook(lambda mod, inp: starts.__setitem__(id(mod), time.perf_counter())))
+        handles.append(m.register_forward_hook(
+            lambda mod, inp, out, part=part: spent.__setitem__(part, spent[part] + time.perf_counter() - starts[id(mod)])))  # fmt: skip
+    with torch.inference_mode():
+        fast(x)
+        spent.clear()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fast(x)
+        total = (time.perf_counter() - start) / repeats
+    for h in handles:
+        h.remove()
+    per_clip = {k: 1000 * v / repeats / batch for k, v in spent.items()}
+    with torch.inference_mode():
+        plain = time_call(lambda: fast(x), repeats) * 1000 / batch  # without hooks
+    return per_clip, 1000 * total / batch, plain
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="dymn04_as,dymn10_as,dymn20_as")
+    ap.add_argument("--batch", default="1,8")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    parts = ["dynamic conv, pointwise", "dynamic conv, depthwise", "static conv", "DyReLU", "coordinate attention",
+             "context generator", "classifier"]  # fmt: skip
+    rows, splits = [], []
+    for name in a.models.split(","):
+        for b in (int(v) for v in a.batch.split(",")):
+            per, total, plain = profile(name, b)
+            rows.append((name, b, per, total, plain))
+            if b > 1:
+                torch.manual_seed(0)
+                model = dymn.load(name, pretrained=False)
+                x = torch.randn(b, 1, 128, 1000)
+                res = {}
+                for mb in (None, 1, 2, 4):
+                    fast = dymn.optimize(model, backend="torch", micro_batch=mb)
+                    with torch.inference_mode():
+                        res[mb] = time_call(lambda f=fast: f(x), 5) * 1000 / b
+                auto = dymn.optimize(model, backend="torch").micro_batch
+                splits.append((name, b, res, auto))
+    print(f"\nms per 10 s clip, {torch.get_num_threads()} threads, CPU, torch {torch.__version__}\n")
+    print("| model | batch | " + " | ".join(parts) + " | rest | total (hooked) | total (plain) |")
+    print("|---|---:|" + "---:|" * (len(parts) + 3))
+    for name, b, per, total, plain in rows:
+        rest = total - sum(per.values())
+        cells = [f"{per.get(p, 0):.2f} ({100 * per.get(p, 0) / total:.0f}%)" for p in parts]
+        print(f"| {name} | {b} | " + " | ".join(cells) + f" | {rest:.2f} ({100 * rest / total:.0f}%) | "
+              f"{total:.2f} | {plain:.2f} |")  # fmt: skip
+    print("\nmicro-batch split at batch 8 (ms per clip; the default `auto` chooses the one marked):\n")
+    print("| model | batch | whole batch | 1 | 2 | 4 |\n|---|---:|---:|---:|---:|---:|")
+    for name, b, res, auto in splits:
+        cells = [f"**{res[mb]:.1f}**" if mb == auto else f"{res[mb]:.1f}" for mb in (None, 1, 2, 4)]
+        print(f"| {name} | {b} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
