@@ -47,9 +47,14 @@ def profile(model_name: str, batch: int, repeats: int = 5) -> tuple[dict[str, fl
         part = part_of(m, name)
         if part is None:
             continue
-        handles.append(m.register_forward_pre_hook(lambda mod, inp: starts.__setitem__(id(mod), time.perf_counter())))
-        handles.append(m.register_forward_hook(
-            lambda mod, inp, out, part=part: spent.__setitem__(part, spent[part] + time.perf_counter() - starts[id(mod)])))  # fmt: skip
+
+        def before(mod, inp):
+            starts[id(mod)] = time.perf_counter()
+
+        def after(mod, inp, out, part=part):
+            spent[part] += time.perf_counter() - starts[id(mod)]
+
+        handles += [m.register_forward_pre_hook(before), m.register_forward_hook(after)]
     with torch.inference_mode():
         fast(x)
         spent.clear()
@@ -87,7 +92,7 @@ def main() -> None:
                 for mb in (None, 1, 2, 4):
                     fast = dymn.optimize(model, backend="torch", micro_batch=mb)
                     with torch.inference_mode():
-                        res[mb] = time_call(lambda f=fast: f(x), 5) * 1000 / b
+                        res[mb] = time_call(lambda f=fast, x=x: f(x), 5) * 1000 / b
                 auto = dymn.optimize(model, backend="torch").micro_batch
                 splits.append((name, b, res, auto))
     print(f"\nms per 10 s clip, {torch.get_num_threads()} threads, CPU, torch {torch.__version__}\n")

@@ -69,8 +69,11 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--model", default="mn04_as")
     ap.add_argument("--backend", default="auto")
-    ap.add_argument("--random-weights", action="store_true",
-                    help="a model without its released weights here: random weights in a checkpoint (speed only)")
+    ap.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="a model without its released weights here: random weights in a checkpoint (speed only)",
+    )
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dymn-e2e-"))
     folder = make_corpus(work / "corpus", a.files)
@@ -91,7 +94,9 @@ def main() -> None:
     tag_s = min(run([*dymn, "tag", str(folder), "--model", a.model, "--format", "csv", "-o", str(work / "t.csv")],
                     env) for _ in range(2))  # fmt: skip
     steady = tag_s - cold
-    print(f"\n{n} real files, {Path(a.model).stem}, backend {a.backend} (chose {m['backend']}), batch 8, 2 threads, CPU\n")
+    print(
+        f"\n{n} real files, {Path(a.model).stem}, backend {a.backend} (chose {m['backend']}), batch 8, 2 threads, CPU\n"
+    )
     print("| run | seconds | files/s | share of the model-only rate |\n|---|---:|---:|---:|")
     rate = n / m["model_s"]
     print(f"| model only (log-mels computed beforehand) | {m['model_s']:.1f} | {rate:.0f} | 100 % |")
