@@ -135,77 +135,6 @@ def cmd_tag(args) -> int:
     return _exit_status(failed, len(files) + missing)
 
 
-def cmd_models(args) -> int:
-    from .registry import get_pretrained_cfg, list_models
-
-    names = list_models(args.pattern, taggers_only=not args.all)
-    if not names:
-        raise UsageError(f"no model matches {args.pattern!r}; `dymn models --all` lists every name")
-    rows = [("name", "arch", "params (M)", "GMACs", "mAP", "notes")]
-    for n in names:
-        c = get_pretrained_cfg(n)
-        rows.append((n, c.arch, f"{c.params / 1e6:.2f}" if c.params else "-",
-                     f"{c.macs_g:.2f}" if c.macs_g is not None else "-", f"{c.map:.1f}" if c.map is not None else "-",
-                     "; ".join(x for x in (f"detector, PSDS1 {c.psds1:.2f}" if c.psds1 else
-                                            "detector" if c.level == "frame" else "", c.notes) if x)))  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
-    return 0
-
-
-def cmd_info(args) -> int:
-    from .complexity import count_macs, count_params, receptive_field
-    from .loader import load
-
-    if not 0.1 <= args.seconds <= 600:
-        raise UsageError("--seconds must be between 0.1 and 600")
-    # the architecture is all that is measured: registry names are built without downloading weights
-    model = load(args.name, weights=args.weights, pretrained=False)
-    info = model.info
-    if info.arch not in ("mn", "dymn", "fmn"):
-        raise UsageError(f"dymn info describes one network, not {info.arch} {info.name}")
-    fe = info.frontend
-    frames = 1 + (int(args.seconds * fe.sample_rate) - 1) // fe.hop_length
-    shape = (1, 1, fe.n_mels, frames)
-    macs = count_macs(model, shape)
-    rf_f, rf_t = receptive_field(model, shape)
-    n = count_params(model)
-    print(f"model            {printable(info.name)} ({info.arch})")
-    print(f"parameters       {n:,} ({n / 1e6:.3f} M)")
-    print(f"MACs per {args.seconds:g} s    {macs.gmacs:.3f} G"
-          f"  (static conv {macs.conv / 1e9:.3f}, dynamic conv {macs.dynamic_conv / 1e9:.3f}, "
-          f"kernel mixing {macs.kernel_mixing / 1e9:.4f}, linear {macs.linear / 1e9:.4f})")  # fmt: skip
-    whole = " of the convolutions; the sequence model sees the whole input" if info.config.get("seq_model_type") else ""
-    print(f"receptive field  {rf_f} mel bins x {rf_t} frames ({rf_t * fe.hop_length / fe.sample_rate:.2f} s){whole}")
-    print(f"input            {fe.sample_rate} Hz, {fe.n_mels} mels, hop {fe.hop_length}, window {fe.win_length}, "
-          f"n_fft {fe.n_fft}; {frames} frames for {args.seconds:g} s")  # fmt: skip
-    if info.level == "frame":
-        seq = info.config.get("seq_model_type")
-        print(f"outputs          {info.num_classes} classes per frame ({info.activation}), 250 frames per input "
-              f"(40 ms each for 10 s); sequence model: {seq or 'none'}")  # fmt: skip
-        if seq in ("tf", "hybrid", "gru"):
-            print("                 (MACs count convolutions and linear layers; attention scores and GRU "
-                  "recurrences are not counted)")  # fmt: skip
-    else:
-        print(f"outputs          {info.num_classes} classes ({info.task}, {info.activation}), "
-              f"{info.embed_dim}-d embedding")  # fmt: skip
-    print(f"config           {info.config}")
-    cfg = info.pretrained_cfg
-    if args.weights:
-        print(f"weights          {printable(info.source)}")
-    elif cfg is not None:
-        print(f"weights          {cfg.url}")
-        print(f"sha256           {cfg.sha256 or 'not published'}")
-        if info.level == "frame":
-            print(f"PSDS1            {f'{cfg.psds1} (AudioSet Strong)' if cfg.psds1 is not None else 'not published'}")
-        else:
-            print(f"AudioSet mAP     {cfg.map if cfg.map is not None else 'not published'}")
-        if cfg.notes:
-            print(f"notes            {cfg.notes}")
-    return 0
-
-
 def _event_config(args):
     from .timelines import EventConfig
 
@@ -314,65 +243,6 @@ def cmd_listen(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
-    from .export import export_onnx, export_torchscript
-
-    _check_outputs([args.output], [args.weights] if args.weights else [])
-    if args.int8 and (args.format != "onnx" or args.with_frontend):
-        raise UsageError("--int8 writes an ONNX graph of the network (spectrogram input): not with torchscript or "
-                         "--with-frontend")  # fmt: skip
-    if args.int8 and not args.calibration:
-        raise UsageError("--int8 needs --calibration DIR (or files): a few dozen to a few hundred clips like yours")
-    model = _load(args)
-    if args.int8:
-        from .backends import quantize
-
-        path = quantize(model, args.calibration, args.output)
-    else:
-        writer = export_onnx if args.format == "onnx" else export_torchscript
-        path = writer(model, args.output, with_frontend=args.with_frontend)
-    inp = "waveform (batch, samples)" if args.with_frontend else "spectrogram (batch, 1, n_mels, frames)"
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{', int8' if args.int8 else ''}) from "
-          f"{printable(model.info.source)}: input {inp}, outputs logits, embedding")  # fmt: skip
-    return 0
-
-
-def cmd_bench(args) -> int:
-    import torch
-
-    from .bench import run_benchmark
-    from .registry import get_pretrained_cfg
-
-    models = [m for m in args.models.split(",") if m]
-    for m in models:
-        get_pretrained_cfg(m)  # unknown names fail before any timing
-    try:
-        batches = [int(b) for b in args.batch.split(",")]
-    except ValueError:
-        raise UsageError(f"--batch takes comma-separated integers, got {args.batch!r}") from None
-    if any(b < 1 for b in batches) or args.threads < 0 or args.repeats < 1:
-        raise UsageError("batch sizes and --repeats must be positive and --threads non-negative")
-    from .inference import resolve_device
-
-    resolve_device(args.device)
-    backends = None
-    if args.backends:
-        from .backends import BACKENDS
-
-        backends = [b for b in args.backends.split(",") if b]
-        bad = [b for b in backends if b not in BACKENDS]
-        if bad:
-            raise UsageError(f"unknown backend(s) {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
-    dtypes = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-              "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}  # fmt: skip
-    if args.dtype not in dtypes:
-        raise UsageError(f"--dtype takes float32, float16 or bfloat16, got {args.dtype!r}")
-    table = run_benchmark(models, batches, threads=args.threads or None, device=args.device, repeats=args.repeats,
-                          backends=backends, dtype=dtypes[args.dtype], log=_err)  # fmt: skip
-    _emit(table, args.output)
-    return 0
-
-
 def _model_args(sp, batch: bool = True) -> None:
     sp.add_argument("--model", default=None,
                     help=f"registry name (see `dymn models`), a weights or .onnx file, or a,b,c for an ensemble "
@@ -413,15 +283,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--output", "-o", default=None, help="write results to this file (atomically) instead of stdout")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: on for more than 3 files on a terminal)")  # fmt: skip
-
-    m = command("models", "list the registered models", cmd_models)
-    m.add_argument("pattern", nargs="?", default=None, help="filter, e.g. 'dymn*' or 'mn10'")
-    m.add_argument("--all", action="store_true", help="include ImageNet initialisation checkpoints")
-
-    i = command("info", "parameters, MACs and receptive field of a model", cmd_info)
-    i.add_argument("name", nargs="?", default=None, help=f"registry name or 'mn' / 'dymn' (default {DEFAULT_MODEL})")
-    i.add_argument("--weights", default=None, help="describe a local checkpoint (with NAME for a plain state dict)")
-    i.add_argument("--seconds", type=float, default=10.0, help="clip length for the MAC count")
 
     tl = command("timeline", "class probabilities over time and events, for audio of any length", cmd_timeline)
     tl.add_argument("file", help="an audio file (decoded in blocks: hours are fine)")
@@ -476,40 +337,6 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--format", choices=("text", "jsonl"), default="text",
                     help="text: 'time  label: p | label: p'; jsonl: one JSON object per hop")  # fmt: skip
 
-    e = command("export", "export a model (released weights by default) to ONNX or TorchScript", cmd_export)
-    e.add_argument("format", choices=("onnx", "torchscript"), help="file format")
-    e.add_argument("--model", default=None,
-                   help=f"registry name (its released weights) or the architecture of --weights "
-                        f"(default {DEFAULT_MODEL})")  # fmt: skip
-    e.add_argument("--weights", default=None, help="local weights (dymn checkpoint, or state dict with --model)")
-    e.add_argument("--with-frontend", action="store_true", help="include the mel frontend: waveform input")
-    e.add_argument("--output", "-o", required=True, help="output file (written atomically)")
-    e.add_argument(
-        "--int8",
-        action="store_true",
-        help="post-training int8 quantization (NNCF, the [int8] extra), calibrated on --calibration",
-    )
-    e.add_argument(
-        "--calibration",
-        nargs="+",
-        default=None,
-        metavar="AUDIO",
-        help="--int8: audio files or folders like the ones you will tag (a few dozen to a few hundred)",
-    )
-
-    b = command("bench", "inference speed: reference-style vs eager vs every backend (markdown table)", cmd_bench)
-    b.add_argument("--models", default="mn04_as,mn10_as,dymn04_as,dymn10_as,dymn20_as",
-                   help="comma-separated registry names (random weights: speed only)")  # fmt: skip
-    b.add_argument("--batch", default="1,8", help="comma-separated batch sizes")
-    b.add_argument("--threads", type=int, default=2, help="torch threads (0 = torch's default)")
-    b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    b.add_argument("--repeats", type=int, default=5, help="timing rounds (the minimum is reported)")
-    b.add_argument("--backends", default=None,
-                   help="comma-separated: torch, onnxruntime, openvino (default: every one installed; on a GPU "
-                        "or in reduced precision: torch)")  # fmt: skip
-    b.add_argument("--dtype", default="float32", help="float32, float16 (GPU) or bfloat16 (PyTorch backend)")
-    b.add_argument("--onnx", action="store_true", help=argparse.SUPPRESS)  # earlier releases: now always on
-    b.add_argument("--output", "-o", default=None, help="write the markdown table to this file")
     ba = command("batch", "tag, embed, timeline or detect a corpus on Ray into Parquet shards (resumable)",
                  cmd_batch)  # fmt: skip
     ba.add_argument("job", choices=("tag", "embed", "timeline", "detect"),
@@ -562,9 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_arg(sv)
 
     from .detection_cli import register as register_detection
+    from .model_cli import register as register_model_tools
     from .train.cli import register
 
     register_detection(sub, _Help)
+    register_model_tools(sub, _Help)
     register(sub, _Help)
     return p
 
