@@ -342,6 +342,11 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
     dymn metadata) or cached. Runs on onnxruntime and OpenVINO. Needs ``pip install 'dymn[int8]'``."""
     from .errors import require
 
+    if getattr(model, "arch", None) != "mn":
+        raise UsageError(
+            f"int8 is offered for MN models, where it pays (about 2x on a CPU with VNNI); the int8 graph "
+            f"of {getattr(model, 'arch', '?')} models ran 2x slower than fp32 (benchmarks/bench_int8.py)"
+        )
     require("nncf", "int8", "int8 quantization")
     import nncf
     import onnx
@@ -361,9 +366,13 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
     meta = {p.key: p.value for p in fp32.metadata_props}
     import logging
 
-    logging.getLogger("nncf").setLevel(logging.ERROR)
-    quantized = nncf.quantize(fp32, nncf.Dataset([{"spectrogram": x} for x in inputs]), subset_size=len(inputs),
-                              preset=nncf.QuantizationPreset.MIXED)  # fmt: skip
+    nncf.set_log_level(logging.ERROR)  # its notes are not the user's business
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its progress bars
+        quantized = nncf.quantize(fp32, nncf.Dataset([{"spectrogram": x} for x in inputs]), subset_size=len(inputs),
+                                  preset=nncf.QuantizationPreset.MIXED)  # fmt: skip
     del quantized.metadata_props[:]
     for key, value in meta.items():
         entry = quantized.metadata_props.add()
@@ -379,9 +388,6 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
 
 def int8_model(model: nn.Module, calibration, backend: str = "auto", batch_size: int = 8) -> nn.Module:
     """``model`` quantized to int8 (:func:`quantize`) on the faster of onnxruntime and OpenVINO (measured)."""
-    if model.arch != "mn":
-        raise UsageError(f"int8 is offered for MN models, where it pays (about 2x on a CPU with VNNI); the int8 graph "
-                         f"of {model.arch} models ran 2x slower than fp32 (benchmarks/bench_int8.py)")  # fmt: skip
     graph = quantize(model, calibration)
     if backend in ("auto", None):
         backend, built = choose(model, batch_size, "cpu", int8_graph=graph)

@@ -177,6 +177,14 @@ class OnnxModel:
             raise ExportError(f"{path}: not exported by dymn (no dymn metadata); use `dymn export onnx`")
         self.info = _info_from_meta(text, path)
         self.input_name = self.session.get_inputs()[0].name
+        self._run = None
+        if json.loads(text).get("dtype") == "int8":
+            # onnxruntime refuses NNCF's int8 convolutions at run time; OpenVINO runs them (the [fast] extra)
+            from .backends import _openvino, available
+
+            if "openvino" not in available():
+                raise ExportError(f"{path}: an int8 graph runs on OpenVINO: pip install 'dymn[fast]'")
+            self._run = _openvino(path)
 
     def to(self, *args, **kwargs):
         return self
@@ -186,7 +194,7 @@ class OnnxModel:
 
     def __call__(self, x: torch.Tensor):
         arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        logits, emb = self.session.run(None, {self.input_name: arr})
+        logits, emb = self._run(arr) if self._run is not None else self.session.run(None, {self.input_name: arr})
         return torch.from_numpy(logits), torch.from_numpy(emb)
 
 
