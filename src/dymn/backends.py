@@ -166,9 +166,65 @@ def _openvino(path: Path):
     return run
 
 
-def compile_model(model: nn.Module, backend: str, graph: Path | None = None, micro_batch="auto") -> nn.Module:
+def openvino_grouped(model: nn.Module, batch_size: int) -> Path:
+    """A DyMN network as an OpenVINO model for batches of exactly ``batch_size`` (any length), its dynamic
+    convolutions run as the reference runs them: one B-group convolution over the batch's own kernels. A fixed
+    batch is what makes that form exportable; it is far faster in OpenVINO than the batch-independent graph of
+    ``dymn export onnx`` (which computes every depthwise convolution with all K kernels). Converted once, cached."""
+    import warnings
+
+    import openvino as ov
+
+    from .optimized import FusedDynamicConv, optimize
+
+    v = _versions()
+    path = (_cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-grouped-b{batch_size}-"
+            f"torch{v['torch']}-ov{v.get('openvino', '?')}-{v['dymn']}.xml")  # fmt: skip
+    if path.is_file() and path.with_suffix(".bin").is_file():
+        return path
+    module = optimize(model, channels_last=False, static_dynamic_convs=False, micro_batch=None, backend="torch")
+    for m in module.modules():
+        if isinstance(m, FusedDynamicConv):
+            m.grouped_batches = True
+    fe = model.info.frontend
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        converted = ov.convert_model(module, example_input=torch.randn(batch_size, 1, fe.n_mels, 200),
+                                     input=[ov.PartialShape([batch_size, 1, fe.n_mels, -1])])  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.xml")
+    ov.save_model(converted, str(tmp), compress_to_fp16=False)
+    os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
+    os.replace(tmp, path)
+    return path
+
+
+def _openvino_fixed_batch(path: Path, batch_size: int, model: nn.Module):
+    """Runs batches of exactly ``batch_size`` in OpenVINO; a remainder (the last, smaller batch of a run) goes
+    to the PyTorch module, which takes any batch size."""
+    from .optimized import optimize
+
+    full = _openvino(path)
+    rest = optimize(model, backend="torch")
+
+    def run(arr: np.ndarray):
+        outs = []
+        n = len(arr) - len(arr) % batch_size
+        for s in range(0, n, batch_size):
+            outs.append(full(arr[s : s + batch_size]))
+        if n < len(arr):
+            with torch.inference_mode():
+                lo, emb = rest(torch.from_numpy(arr[n:]))
+            outs.append((lo.float().numpy(), emb.float().numpy()))
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+
+    return run
+
+
+def compile_model(model: nn.Module, backend: str, graph: Path | None = None, micro_batch="auto",
+                  batch_size: int = 8) -> nn.Module:  # fmt: skip
     """``model`` on ``backend`` (torch: :func:`dymn.optimize`'s module, splitting batches into ``micro_batch``;
-    else its ONNX graph, or ``graph``)."""
+    else its ONNX graph, or ``graph``; DyMN on OpenVINO: a graph for batches of ``batch_size``)."""
     if backend == "torch":
         from .optimized import optimize
 
@@ -179,6 +235,9 @@ def compile_model(model: nn.Module, backend: str, graph: Path | None = None, mic
         from .errors import MissingDependencyError
 
         raise MissingDependencyError(f"the {backend} backend is not installed: pip install 'dymn[fast]'")
+    if backend == "openvino" and graph is None and model.arch == "dymn":
+        path = openvino_grouped(model, batch_size)
+        return CompiledModel(model, backend, _openvino_fixed_batch(path, batch_size, model), path).eval()
     path = graph or onnx_graph(model)
     run = _onnxruntime(path) if backend == "onnxruntime" else _openvino(path)
     return CompiledModel(model, backend, run, path).eval()
@@ -250,7 +309,8 @@ def measure(model: nn.Module, batch_size: int = 8, backends: list[str] | None = 
         splits = [None, *(mb for mb in (1, 2, 4) if mb < batch_size)] if name == "torch" else [None]
         for split in splits:
             try:
-                module = compile_model(model, name, int8_graph if name != "torch" else None, micro_batch=split)
+                module = compile_model(model, name, int8_graph if name != "torch" else None, micro_batch=split,
+                                       batch_size=batch_size)  # fmt: skip
                 with torch.inference_mode():
                     logits, _ = module(x)
                     seconds = time_call(lambda m=module: m(x), repeats=repeats, min_time=0.3)
@@ -278,7 +338,7 @@ def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "
     entry = _read_choices(store).get(key)
     if entry and entry.get("backend") in candidates:
         try:
-            return entry["backend"], compile_model(model, entry["backend"], int8_graph,
+            return entry["backend"], compile_model(model, entry["backend"], int8_graph, batch_size=batch_size,
                                                    micro_batch=entry.get("micro_batch", "auto"))  # fmt: skip
         except Exception:  # noqa: BLE001 (a cached graph gone bad is measured again)
             pass

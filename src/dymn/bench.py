@@ -124,7 +124,7 @@ def bench_model(
                for mb in splits}  # fmt: skip
     for b in backends:
         if b != "torch":
-            modules[(b, None)] = compile_model(model.cpu(), b)
+            modules[(b, None)] = compile_model(model.cpu(), b, batch_size=batch)
 
     def sync():
         if device != "cpu" and torch.cuda.is_available():

@@ -329,7 +329,7 @@ def optimize(
             if torch.device(device).type != "cpu" or dtype != torch.float32:
                 raise UsageError(f"the {backend} backend runs fp32 on the CPU; use backend='torch' for "
                                  f"{torch.device(device).type} or {dtype}")  # fmt: skip
-            return compile_model(model, backend)
+            return compile_model(model, backend, batch_size=batch_size)
     if micro_batch == "auto":
         # measured on a 2-core AVX-512 CPU (benchmarks/): narrow models run fastest on whole batches;
         # for width >= 1 the early maps of large batches overflow the caches, chunks of 4 win
