@@ -206,11 +206,20 @@ def cmd_embed(args) -> int:
 def cmd_batch(args) -> int:
     from .batch import run
 
-    summary = run(args.job, args.inputs, args.output, model=args.model, weights=args.weights, address=args.address,
-                  workers=args.workers, gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
-                  shard_size=args.shard_size, top_k=args.top_k, all_probabilities=args.all_probabilities,
-                  window=args.window, hop=args.hop, events={"threshold": args.threshold, "median": args.median},
-                  threads=args.threads, progress=args.progress, backend=_backend(args))  # fmt: skip
+    try:
+        summary = run(args.job, args.inputs, args.output, model=args.model, weights=args.weights,
+                      address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                      batch_size=args.batch_size, shard_size=args.shard_size, top_k=args.top_k,
+                      all_probabilities=args.all_probabilities, window=args.window, hop=args.hop,
+                      events={"threshold": args.threshold, "median": args.median}, threads=args.threads,
+                      progress=args.progress, backend=_backend(args))  # fmt: skip
+    except KeyboardInterrupt:
+        # the finished shards are on disk and a shard being written was removed on the way out; leave now,
+        # without waiting for threads Ray may still hold (an interpreter exit can wait on them for minutes)
+        _err("interrupted: run the same command again to finish the job")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     print(summary.to_text())
     return 1 if summary.failed else 0
 

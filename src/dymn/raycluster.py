@@ -42,4 +42,7 @@ def connect(address: str | None) -> bool:
         ray.init(address=None if address in (None, "", "local") else address, **kwargs)
     except (ConnectionError, RuntimeError) as exc:
         raise BatchError(f"cannot connect to Ray at {address}: {str(exc).splitlines()[0]}") from None
+    except KeyboardInterrupt:  # Ctrl-C while Ray starts: stop what it started, or the exit waits on it
+        ray.shutdown()
+        raise
     return True
