@@ -14,6 +14,8 @@ fastest; the choice is cached per machine, thread count, architecture, batch siz
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -44,27 +46,25 @@ def default_backend() -> str:
     return value
 
 
+def _installed(module: str) -> bool:
+    # found, not imported: importing the runtimes costs start-up time that a cached choice of torch never needs
+    return importlib.util.find_spec(module) is not None
+
+
 def available() -> list[str]:
-    """The backends installed here (torch always)."""
-    out = ["torch"]
-    for name, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino")):
-        try:
-            __import__(module)
-            __import__("onnx")
-        except ImportError:
-            continue
-        out.append(name)
-    return out
+    """The backends installed here (torch always; the runtimes need onnx too, for the exported graph)."""
+    return ["torch", *(name for name in ("onnxruntime", "openvino") if _installed(name) and _installed("onnx"))]
 
 
 def _versions() -> dict[str, str]:
+    """Versions that decide a converted graph or a measured speed (from the package metadata: no imports)."""
     from . import __version__
 
     out = {"dymn": __version__, "torch": torch.__version__}
     for name in ("onnxruntime", "openvino"):
         try:
-            out[name] = getattr(__import__(name), "__version__", "?")
-        except ImportError:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
             pass
     return out
 
@@ -300,8 +300,10 @@ def measure(model: nn.Module, batch_size: int = 8, backends: list[str] | None = 
     from .bench import time_call
 
     x = _probe_input(model, batch_size)
+    was_training = model.training
     with torch.inference_mode():
         ref_logits, _ = model.eval()(x)
+    model.train(was_training)  # the caller's model is left as it was
     scale = max(1.0, float(ref_logits.abs().max()))
     out: dict[str, dict] = {}
     for name in backends or available():

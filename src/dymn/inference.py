@@ -206,11 +206,16 @@ class Tagger:
         bar = tqdm(total=len(paths), unit="file", disable=not progress, desc="tagging")
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             # the next chunk decodes while the model runs on this one (one chunk ahead: memory stays bounded)
+            def submit(part: list[str]) -> tuple[list[str], list]:
+                return part, [pool.submit(_decode, p, self.sample_rate) for p in part]
+
             parts = _chunks(paths, chunk)
-            ahead = [(part, [pool.submit(_decode, p, self.sample_rate) for p in part]) for part in _take(parts, 1)]
-            while ahead:
-                part, futures = ahead.pop(0)
-                ahead += [(nxt, [pool.submit(_decode, p, self.sample_rate) for p in nxt]) for nxt in _take(parts, 1)]
+            ahead = next(parts, None)
+            ahead = submit(ahead) if ahead is not None else None
+            while ahead is not None:
+                part, futures = ahead
+                nxt = next(parts, None)
+                ahead = submit(nxt) if nxt is not None else None
                 decoded = [f.result() for f in futures]
                 good = [(p, d) for p, d in zip(part, decoded) if not isinstance(d, str)]
                 probs = self.predict([d.wave for _, d in good]) if good else np.zeros((0, len(self.labels)))
@@ -232,15 +237,6 @@ class Tagger:
                                       f"{SHORT_CLIP_SECONDS:g} s are unreliable")  # fmt: skip
                     yield TagResult(p, round(duration, 4), top_tags(pr, self.labels, top_k))
         bar.close()
-
-
-def _take(it: Iterator, n: int) -> list:
-    out = []
-    for item in it:
-        out.append(item)
-        if len(out) == n:
-            break
-    return out
 
 
 def _chunks(paths: list[str], count: int) -> Iterator[list[str]]:
