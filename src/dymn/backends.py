@@ -36,6 +36,8 @@ CHOICES = ("auto", *BACKENDS)
 AGREEMENT = 1e-3
 # int8 moves logits by design (measured effect: benchmarks/bench_int8.py); this only rejects a broken graph
 INT8_SANITY = 0.5
+# the set of candidates measured; raised when it grows, so that cached choices are measured again
+CHOICE_FORMAT = 2
 
 
 def default_backend() -> str:
@@ -148,22 +150,75 @@ def _onnxruntime(path: Path):
     return run
 
 
-def _openvino(path: Path):
+def _openvino(path: Path, chunk: int | None = None, streams: int = 1):
+    """Runs the OpenVINO graph at ``path`` on batches cut into ``chunk``-sized pieces (None: whole). With
+    ``streams`` > 1 the pieces run in parallel on that many OpenVINO streams, the threads split among them:
+    each core then works on its own clips, whose feature maps stay in its caches (measured faster than one
+    request using every thread for every batch and width; see benchmarks/results/inference-cpu.md)."""
     import openvino as ov
 
+    core = ov.Core()
     # f32 explicitly: on CPUs with bf16 units OpenVINO otherwise computes in bf16 (logits off by ~1e-2)
-    config = {"INFERENCE_NUM_THREADS": _threads(), "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-    compiled = ov.Core().compile_model(str(path), "CPU", config)
-    local = threading.local()  # an infer request serves one call at a time: one per thread
+    config = {"INFERENCE_NUM_THREADS": _threads(), "INFERENCE_PRECISION_HINT": "f32"}
+    local = threading.local()  # an infer request (or queue) serves one call at a time: one per thread
+    lock = threading.Lock()
+    compiled: dict[str, object] = {}
 
-    def run(arr: np.ndarray):
+    def get(kind: str):
+        with lock:  # compiled once, on first use (a parallel model may never see a batch too small for it)
+            if kind not in compiled:
+                extra = {"PERFORMANCE_HINT": "LATENCY"} if kind == "latency" else {
+                    "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams}  # fmt: skip
+                compiled[kind] = core.compile_model(str(path), "CPU", {**config, **extra})
+            return compiled[kind]
+
+    def one(arr: np.ndarray):
         req = getattr(local, "req", None)
         if req is None:
-            req = local.req = compiled.create_infer_request()
+            req = local.req = get("latency").create_infer_request()
         out = req.infer({0: arr})
         return np.array(out[0], np.float32), np.array(out[1], np.float32)  # copies: the request reuses its buffers
 
+    def parallel(pieces: list[np.ndarray]):
+        queue = getattr(local, "queue", None)
+        if queue is None:
+            queue = local.queue = ov.AsyncInferQueue(get("parallel"), streams)
+        outs: list = [None] * len(pieces)
+
+        def done(req, i: int) -> None:
+            outs[i] = (np.array(req.get_output_tensor(0).data, np.float32),
+                       np.array(req.get_output_tensor(1).data, np.float32))  # fmt: skip
+
+        queue.set_callback(done)
+        for i, piece in enumerate(pieces):
+            queue.start_async({0: piece}, i)
+        queue.wait_all()
+        return outs
+
+    get("parallel" if streams > 1 else "latency")
+
+    def run(arr: np.ndarray):
+        if chunk is None or len(arr) <= chunk:
+            return one(arr)  # a single piece: all threads on it
+        pieces = [arr[s : s + chunk] for s in range(0, len(arr), chunk)]
+        outs = parallel(pieces) if streams > 1 else [one(p) for p in pieces]
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+
     return run
+
+
+def variants(backend: str, batch_size: int) -> list[int | None]:
+    """How ``backend`` may run batches of ``batch_size``, all measured by auto: None for whole batches, or the
+    size of the pieces a batch is cut into (PyTorch: run one after another; OpenVINO: run in parallel)."""
+    if backend == "torch":
+        return [None, *(mb for mb in (1, 2, 4) if mb < batch_size)]
+    if backend == "openvino" and _threads() > 1 and batch_size > 1:
+        return [None, *sorted({1, max(1, batch_size // _threads())})]
+    return [None]
+
+
+def _streams(batch_size: int, micro_batch: int | None) -> int:
+    return 1 if micro_batch is None else max(1, min(_threads(), batch_size // micro_batch))
 
 
 def openvino_grouped(model: nn.Module, batch_size: int) -> Path:
@@ -199,23 +254,22 @@ def openvino_grouped(model: nn.Module, batch_size: int) -> Path:
     return path
 
 
-def _openvino_fixed_batch(path: Path, batch_size: int, model: nn.Module):
-    """Runs batches of exactly ``batch_size`` in OpenVINO; a remainder (the last, smaller batch of a run) goes
-    to the PyTorch module, which takes any batch size."""
+def _openvino_fixed_batch(path: Path, size: int, model: nn.Module, streams: int = 1):
+    """Runs batches cut into pieces of exactly ``size`` in OpenVINO (in parallel with ``streams`` > 1); a
+    remainder (fewer than ``size`` clips) goes to the PyTorch module, which takes any batch size."""
     from .optimized import optimize
 
-    full = _openvino(path)
-    rest = optimize(model, backend="torch")
+    full = _openvino(path, size, streams)
+    rest = optimize(model, backend="torch") if size > 1 else None
 
     def run(arr: np.ndarray):
-        outs = []
-        n = len(arr) - len(arr) % batch_size
-        for s in range(0, n, batch_size):
-            outs.append(full(arr[s : s + batch_size]))
-        if n < len(arr):
-            with torch.inference_mode():
-                lo, emb = rest(torch.from_numpy(arr[n:]))
-            outs.append((lo.float().numpy(), emb.float().numpy()))
+        n = len(arr) - len(arr) % size
+        if n == len(arr):
+            return full(arr)
+        outs = [full(arr[:n])] if n else []
+        with torch.inference_mode():
+            lo, emb = rest(torch.from_numpy(arr[n:]))
+        outs.append((lo.float().numpy(), emb.float().numpy()))
         return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
     return run
@@ -223,8 +277,10 @@ def _openvino_fixed_batch(path: Path, batch_size: int, model: nn.Module):
 
 def compile_model(model: nn.Module, backend: str, graph: Path | None = None, micro_batch="auto",
                   batch_size: int = 8) -> nn.Module:  # fmt: skip
-    """``model`` on ``backend`` (torch: :func:`dymn.optimize`'s module, splitting batches into ``micro_batch``;
-    else its ONNX graph, or ``graph``; DyMN on OpenVINO: a graph for batches of ``batch_size``)."""
+    """``model`` on ``backend`` for batches of ``batch_size`` (torch: :func:`dymn.optimize`'s module; else its
+    ONNX graph, or ``graph``; DyMN on OpenVINO: a graph for a fixed batch). ``micro_batch``: see
+    :func:`variants` ("auto": PyTorch's rule of thumb; OpenVINO cuts batches into single clips run in
+    parallel when there are threads to spare)."""
     if backend == "torch":
         from .optimized import optimize
 
@@ -235,12 +291,18 @@ def compile_model(model: nn.Module, backend: str, graph: Path | None = None, mic
         from .errors import MissingDependencyError
 
         raise MissingDependencyError(f"the {backend} backend is not installed: pip install 'dymn[fast]'")
-    if backend == "openvino" and graph is None and model.arch == "dymn":
-        path = openvino_grouped(model, batch_size)
-        return CompiledModel(model, backend, _openvino_fixed_batch(path, batch_size, model), path).eval()
+    if micro_batch == "auto":
+        micro_batch = 1 if backend == "openvino" and _threads() > 1 and batch_size > 1 else None
+    if backend == "onnxruntime":
+        path = graph or onnx_graph(model)
+        return CompiledModel(model, backend, _onnxruntime(path), path).eval()
+    streams = _streams(batch_size, micro_batch)
+    if graph is None and model.arch == "dymn":
+        size = micro_batch or batch_size
+        path = openvino_grouped(model, size)
+        return CompiledModel(model, backend, _openvino_fixed_batch(path, size, model, streams), path).eval()
     path = graph or onnx_graph(model)
-    run = _onnxruntime(path) if backend == "onnxruntime" else _openvino(path)
-    return CompiledModel(model, backend, run, path).eval()
+    return CompiledModel(model, backend, _openvino(path, micro_batch, streams), path).eval()
 
 
 # --- the automatic choice ------------------------------------------------------------------------------
@@ -257,8 +319,8 @@ def _machine() -> str:
 def _key(model: nn.Module, batch_size: int, int8: bool) -> str:
     # speed depends on the architecture, not on the values of the weights: a fine-tuned copy reuses the choice
     arch = json.dumps([model.arch, model.config.to_dict()], sort_keys=True, default=str)
-    parts = [_machine(), f"threads {_threads()}", arch, f"batch {batch_size}", "int8" if int8 else "fp32",
-             json.dumps(_versions(), sort_keys=True)]  # fmt: skip
+    parts = [f"choice {CHOICE_FORMAT}", _machine(), f"threads {_threads()}", arch, f"batch {batch_size}",
+             "int8" if int8 else "fp32", json.dumps(_versions(), sort_keys=True)]  # fmt: skip
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
@@ -307,9 +369,8 @@ def measure(model: nn.Module, batch_size: int = 8, backends: list[str] | None = 
     scale = max(1.0, float(ref_logits.abs().max()))
     out: dict[str, dict] = {}
     for name in backends or available():
-        # PyTorch: also how a batch is split (whole, or micro-batches that keep the early maps in the caches)
-        splits = [None, *(mb for mb in (1, 2, 4) if mb < batch_size)] if name == "torch" else [None]
-        for split in splits:
+        # also how each backend runs a batch (whole, or in pieces that keep the early maps in the caches)
+        for split in variants(name, batch_size):
             try:
                 module = compile_model(model, name, int8_graph if name != "torch" else None, micro_batch=split,
                                        batch_size=batch_size)  # fmt: skip

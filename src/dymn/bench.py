@@ -101,7 +101,7 @@ def bench_model(
 ) -> BenchRow:
     """Times of one registry model (random weights: speed only) at ``batch`` on ``seconds`` clips: the
     reference-style forward, the eager model, and ``backends`` (default: every one installed here)."""
-    from .backends import available, compile_model
+    from .backends import available, compile_model, variants
 
     torch.manual_seed(0)  # the same random weights every run: a converted graph is cached and reused
     model = load(name, pretrained=False).to(device)  # timing only: random weights, no download
@@ -118,13 +118,13 @@ def bench_model(
     on_cpu = torch.device(device).type == "cpu"
     if backends is None:
         backends = available() if on_cpu and dtype == torch.float32 else ["torch"]
-    # PyTorch with each batch split that auto measures (whole batch, micro-batches of 1, 2, 4): the best counts
-    splits = [None, *(mb for mb in (1, 2, 4) if mb < batch)]
+    # every way of running a batch that auto measures (whole, or in pieces): each backend's best counts
     modules = {("torch", mb): optimize(model, device=device, dtype=dtype, backend="torch", micro_batch=mb)
-               for mb in splits}  # fmt: skip
+               for mb in variants("torch", batch)}  # fmt: skip
     for b in backends:
         if b != "torch":
-            modules[(b, None)] = compile_model(model.cpu(), b, batch_size=batch)
+            for mb in variants(b, batch):
+                modules[(b, mb)] = compile_model(model.cpu(), b, micro_batch=mb, batch_size=batch)
 
     def sync():
         if device != "cpu" and torch.cuda.is_available():
