@@ -6,8 +6,8 @@ The folder: 1,000 real files (70 % spoken digits of about 0.5 s, 30 % crops of 3
 ../shared/audio, at 44.1/48 kHz, mostly stereo). Each row runs in its own process with 2 threads, the backend
 choice already cached (as on any run after the first):
 
-- model only: the network on exactly the batches `dymn tag` forms (clips padded to 10 s, equal lengths batched
-  together, batch 8), on log-mels computed beforehand: the rate the model alone allows;
+- model only: the network on exactly the batches `dymn tag` forms (clips shorter than 10 s padded to it, equal
+  padded lengths batched together, batch 8), on log-mels computed beforehand: the rate the model alone allows;
 - frontend + model: the same from waveforms (decoded and resampled beforehand);
 - `dymn tag DIR`: everything (file listing, headers, decoding, resampling, frontend, model, output), wall time of
   the whole command, and the same without its start-up (the time of `dymn tag` on one file);
@@ -37,13 +37,13 @@ tagger = dymn.Tagger(dymn.load(model_name, weights=weights or None), backend=bac
 files, _ = find_audio_files([folder])
 waves = [d.wave for d in (_decode(f, tagger.sample_rate) for f in files) if not isinstance(d, str)]
 n = tagger.min_samples
-waves = [np.pad(w, (0, max(0, n - len(w)))) for w in waves]
-by_len = {}
+by_len = {}  # as Tagger.logits batches: by padded length (short clips are all padded to 10 s)
 for w in waves:
-    by_len.setdefault(len(w), []).append(w)
-batches = [np.stack(ws[i:i + 8]) for ws in by_len.values() for i in range(0, len(ws), 8)]
+    by_len.setdefault(max(len(w), n), []).append(w)
+batches = [ws[i:i + 8] for ws in by_len.values() for i in range(0, len(ws), 8)]
 with torch.inference_mode():
-    specs = [tagger.frontend(torch.from_numpy(b)).unsqueeze(1) for b in batches]
+    specs = [torch.cat([tagger.frontend(torch.from_numpy(np.pad(w, (0, max(0, n - len(w)))))[None])
+                        for w in b]).unsqueeze(1) for b in batches]
     tagger.model(specs[0])  # warm-up
     start = time.perf_counter()
     for s in specs:

@@ -111,11 +111,11 @@ def test_auto_measures_once_and_remembers(_own_cache, capsys):
 
 
 @needs_runtime
-def test_a_backend_that_disagrees_is_never_chosen(monkeypatch, capsys):
+def test_a_backend_that_disagrees_is_never_chosen(monkeypatch, _own_cache):
     real = backends.compile_model
 
-    def wrong(model, backend, graph=None):
-        module = real(model, backend, graph)
+    def wrong(model, backend, graph=None, **kwargs):
+        module = real(model, backend, graph, **kwargs)
         if backend != "torch":
             run = module._run
             module._run = lambda arr: tuple(o + 0.01 for o in run(arr))  # fast but wrong
@@ -124,6 +124,9 @@ def test_a_backend_that_disagrees_is_never_chosen(monkeypatch, capsys):
     monkeypatch.setattr(backends, "compile_model", wrong)
     fast = dymn.optimize(dymn.load("mn01_as", pretrained=False), batch_size=2)
     assert getattr(fast, "backend", "torch") == "torch"
+    (entry,) = json.loads((_own_cache / "backends.json").read_text()).values()
+    assert set(entry["rejected"]) == set(RUNTIMES)
+    assert all(why.startswith("diff ") for why in entry["rejected"].values())  # ran, and were refused
 
 
 def test_backend_settings_are_checked(monkeypatch, tiny_mn_checkpoint, capsys):

@@ -85,3 +85,16 @@ def test_from_config_variants():
     fe = MelFrontend.from_config(FrontendConfig(hop_length=160, n_mels=64))
     assert fe.eval()(torch.zeros(1, 32000)).shape == (1, 64, 200)
     assert fe.freqm == 0 and fe.timem == 0
+
+
+@pytest.mark.parametrize("floor", [None, 1e-7])
+@pytest.mark.parametrize("n", [1, 300, 700, 16000, 319000, 320000, 330000])
+def test_padded_skips_the_silent_frames_with_the_same_values(n, floor):
+    # short clips are tagged padded to 10 s: only the frames that reach the clip are computed
+    fe = MelFrontend(log_floor=floor).eval()
+    x = torch.randn(2, n) * 0.1
+    full = fe(torch.nn.functional.pad(x, (0, max(0, 320000 - n))))
+    got = fe.padded(x, 320000)
+    assert got.shape == full.shape
+    np.testing.assert_allclose(got.numpy(), full.numpy(), atol=2e-6, rtol=0)
+    assert torch.equal(got[..., -1], full[..., -1])  # the silence constant, exactly

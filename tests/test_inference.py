@@ -24,6 +24,20 @@ def test_batched_equals_one_by_one(tagger):
     assert probs.shape == (6, 527) and (probs >= 0).all() and (probs <= 1).all()
 
 
+def test_short_clips_of_any_lengths_batch_together(tagger, monkeypatch):
+    # all are padded to the training length, so they share batches (a folder of short sounds runs at batch 8)
+    rng = np.random.default_rng(2)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (4000, 16001, 700, 320000, 9000)]
+    model, sizes = tagger.model, []
+    monkeypatch.setattr(tagger, "model", lambda x: (sizes.append(x.shape[0]), model(x))[1])
+    batched = tagger.logits(waves)
+    assert sizes == [2, 2, 1]  # all five are 10 s once padded: batches of 2 (before: one clip per batch)
+    single = np.concatenate([tagger.logits_batch(w[None]) for w in waves])
+    np.testing.assert_allclose(batched, single, atol=1e-4, rtol=0)
+    with pytest.raises(dymn.UsageError, match="same length"):
+        tagger.run_batch([waves[0], np.zeros(330000, np.float32), np.zeros(340000, np.float32)])
+
+
 def test_top_tags_sorted():
     tags = top_tags(np.array([0.1, 0.9, 0.5]), ["a", "b", "c"], top_k=2)
     assert [(t.label, t.index) for t in tags] == [("b", 1), ("c", 2)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import warnings
@@ -119,9 +120,12 @@ def _short_note(p: Path, read: int, declared: int, sr: int) -> str | None:
 
 
 def _check_samples(p: Path, data: np.ndarray) -> None:
-    if not np.isfinite(data).all():
+    if not data.size:
+        return
+    hi, lo = float(data.max()), float(data.min())  # NaN propagates through both: no temporary arrays
+    if not (math.isfinite(hi) and math.isfinite(lo)):
         raise AudioError(f"{p}: contains NaN or infinite samples")
-    peak = float(np.abs(data).max()) if data.size else 0.0
+    peak = max(hi, -lo)
     if peak > MAX_SAMPLE_VALUE:
         raise AudioError(f"{p}: sample values up to {peak:.3g}: not audio (expected about -1..1)")
 
@@ -129,7 +133,14 @@ def _check_samples(p: Path, data: np.ndarray) -> None:
 def to_mono(data: np.ndarray) -> np.ndarray:
     """(frames, channels) or (frames,) -> (frames,) by averaging channels."""
     if data.ndim == 2:
-        data = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        if data.shape[1] > 1:
+            # summed column by column: numpy's mean over a short last axis is ~10x slower
+            out = np.array(data[:, 0], dtype=np.float32)
+            for c in range(1, data.shape[1]):
+                out += data[:, c]
+            out *= np.float32(1.0 / data.shape[1])
+            return out
+        data = data[:, 0]
     return np.ascontiguousarray(data, dtype=np.float32)
 
 

@@ -5,10 +5,11 @@ A backend runs a network's inference graph: ``torch`` (:func:`dymn.optimize`'s m
 is an optional extra: ``pip install "dymn[fast]"`` adds both runtimes.
 
 ``backend="auto"`` (the default for inference) measures, the first time a model runs at a batch size on a
-machine, every backend available there, checks each one's outputs against the plain network, and keeps the
-fastest; the choice is cached per machine, thread count, architecture, batch size and library versions in
-``$DYMN_CACHE/backends.json``, so later runs decide at once. ``DYMN_BACKEND`` sets the default
-(e.g. ``DYMN_BACKEND=torch`` never converts anything).
+machine, every backend available there and each way it can run a batch (:func:`variants`: whole, or cut into
+pieces; OpenVINO runs the pieces in parallel, one stream per thread), checks each one's outputs against the
+plain network, and keeps the fastest; the choice is cached per machine, thread count, architecture, batch
+size and library versions in ``$DYMN_CACHE/backends.json``, so later runs decide at once. ``DYMN_BACKEND``
+sets the default (e.g. ``DYMN_BACKEND=torch`` never converts anything).
 """
 
 from __future__ import annotations
@@ -195,7 +196,8 @@ def _openvino(path: Path, chunk: int | None = None, streams: int = 1):
         queue.wait_all()
         return outs
 
-    get("parallel" if streams > 1 else "latency")
+    if streams == 1:
+        get("latency")  # (a parallel model is compiled on its first batch: a single clip never needs it)
 
     def run(arr: np.ndarray):
         if chunk is None or len(arr) <= chunk:

@@ -95,9 +95,9 @@ class Tagger:
 
     ``model`` is anything :func:`dymn.load` accepts (a model object, a registry name, a file, "a,b,c").
     Clips shorter than the model's training length (``info.clip_seconds``) are zero-padded to it, as in
-    training (``pad=False`` feeds them as they are). Clips are batched only with clips of exactly the same
-    length, so batched results equal one-by-one results (padding to a common length would change the
-    convolutions near the clip end). ``backend``: where the network runs (see :func:`dymn.optimize`; default
+    training (``pad=False`` feeds them as they are). Clips are batched only with clips of the same padded
+    length, so batched results equal one-by-one results (padding beyond that would change the convolutions
+    near the clip end). ``backend``: where the network runs (see :func:`dymn.optimize`; default
     "auto", the fastest installed here for ``batch_size``).
     """
 
@@ -129,6 +129,10 @@ class Tagger:
             # model is left untouched
             model = optimize(model, device=self.device, backend=backend, batch_size=batch_size)
         self.model = model.to(self.device).eval()
+        # with the network in another runtime, the frontend runs on one PyTorch thread: PyTorch's idle
+        # OpenMP threads spin after each parallel region and took cores from the runtime's own threads
+        # (dymn10 on OpenVINO: 12 % slower; benchmarks/bench_end_to_end.py)
+        self._frontend_threads = 1 if getattr(self.model, "backend", "torch") != "torch" else None
         self.frontend = None
         if self.info.input == "spectrogram":
             self.frontend = MelFrontend.from_config(self.info.frontend).to(self.device).eval()
@@ -145,34 +149,44 @@ class Tagger:
         return contextlib.nullcontext()
 
     @torch.inference_mode()
-    def run_batch(self, waves: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """(logits, embeddings) for a (B, N) batch of equal-length waveforms (short ones zero-padded)."""
-        x = torch.as_tensor(waves, dtype=torch.float32, device=self.device)
-        if x.dim() == 1:
-            x = x[None]
-        if x.shape[1] < self.min_samples:
-            x = torch.nn.functional.pad(x, (0, self.min_samples - x.shape[1]))
+    def run_batch(self, waves: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, embeddings) for a batch: a (B, N) array of equal-length waveforms, or a list of clips that
+        pad to the same length (clips shorter than the training length are zero-padded to it)."""
+        if isinstance(waves, (list, tuple)) and len({len(w) for w in waves}) > 1:
+            clips = [torch.as_tensor(w, dtype=torch.float32, device=self.device)[None] for w in waves]
+        else:
+            x = torch.as_tensor(np.stack(waves) if isinstance(waves, (list, tuple)) else waves,
+                                dtype=torch.float32, device=self.device)  # fmt: skip
+            clips = [x[None] if x.dim() == 1 else x]
+        samples = max(self.min_samples, *(c.shape[1] for c in clips))
+        if any(self.min_samples < c.shape[1] < samples for c in clips):
+            raise UsageError("clips batch together only when they have the same length or are all padded to "
+                             f"the training length ({self.min_samples} samples)")  # fmt: skip
         with self._autocast():
             if self.frontend is None:  # an ensemble or an exported model with its own frontend
+                x = torch.cat([torch.nn.functional.pad(c, (0, samples - c.shape[1])) for c in clips])
                 logits, emb = self.model(x)
-            else:
-                logits, emb = self.model(self.frontend(x).unsqueeze(1))
+            else:  # the frames of a short clip's padding are silence: computed once (frontend.padded)
+                with _torch_threads(self._frontend_threads):
+                    spec = torch.cat([self.frontend.padded(c, samples) for c in clips])
+                logits, emb = self.model(spec.unsqueeze(1))
         return logits.float().cpu().numpy(), emb.float().cpu().numpy()
 
-    def logits_batch(self, waves: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Logits for a (B, N) batch of equal-length waveforms."""
+    def logits_batch(self, waves: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> np.ndarray:
+        """Logits for a batch (see :meth:`run_batch`)."""
         return self.run_batch(waves)[0]
 
     def logits(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        """Logits (len(waves), C) for clips of any lengths, batched by equal length."""
+        """Logits (len(waves), C) for clips of any lengths, batched by equal (padded) length."""
         out = np.zeros((len(waves), len(self.labels)), dtype=np.float32)
         by_len: dict[int, list[int]] = {}
         for i, w in enumerate(waves):
-            by_len.setdefault(len(w), []).append(i)
+            # clips shorter than the training length are all padded to it: they batch together
+            by_len.setdefault(max(len(w), self.min_samples), []).append(i)
         for idx in by_len.values():
             for s in range(0, len(idx), self.batch_size):
                 part = idx[s : s + self.batch_size]
-                out[part] = self.logits_batch(np.stack([waves[i] for i in part]))
+                out[part] = self.logits_batch([waves[i] for i in part])
         return out
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
@@ -237,6 +251,19 @@ class Tagger:
                                       f"{SHORT_CLIP_SECONDS:g} s are unreliable")  # fmt: skip
                     yield TagResult(p, round(duration, 4), top_tags(pr, self.labels, top_k))
         bar.close()
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _chunks(paths: list[str], count: int) -> Iterator[list[str]]:

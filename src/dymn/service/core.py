@@ -61,6 +61,9 @@ class Batcher:
         await self.queue.put((wave, fut))
         return await fut
 
+    def _padded_length(self, wave: np.ndarray) -> int:
+        return max(len(wave), self.tagger.min_samples)
+
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         waiting: list = []
@@ -76,13 +79,13 @@ class Batcher:
                     waiting.append(await asyncio.wait_for(self.queue.get(), max(timeout, 0)))
                 except asyncio.TimeoutError:
                     break
-            # the oldest clip's length decides the batch: equal lengths only, as `dymn tag` batches
-            n = len(waiting[0][0])
-            batch = [w for w in waiting if len(w[0]) == n][: self.max_batch]
+            # the oldest clip's padded length decides the batch: as `dymn tag` batches (short clips are all
+            # padded to the model's clip length, so they batch with each other)
+            n = self._padded_length(waiting[0][0])
+            batch = [w for w in waiting if self._padded_length(w[0]) == n][: self.max_batch]
             waiting = [w for w in waiting if not any(w is b for b in batch)]
             try:
-                logits, emb = await loop.run_in_executor(self.pool, self.tagger.run_batch,
-                                                         np.stack([w for w, _ in batch]))  # fmt: skip
+                logits, emb = await loop.run_in_executor(self.pool, self.tagger.run_batch, [w for w, _ in batch])
                 self.batches += 1
                 self.clips += len(batch)
                 for i, (_, fut) in enumerate(batch):
@@ -177,7 +180,7 @@ class ServiceCore:
 
         self._needs("clip", "tags")
         wave, duration = await self._with_file(data, name, lambda p: self._decode_file(p, name, False))
-        logits, _ = await self.batcher.run(self._padded(wave))
+        logits, _ = await self.batcher.run(wave)
         probs = self.tagger.probabilities(logits[None])[0]
         if not np.isfinite(probs).all():
             raise ServiceError(422, f"{name}: the model's scores are not finite for this file")
@@ -187,7 +190,7 @@ class ServiceCore:
     async def embed(self, data: bytes, name: str) -> dict:
         self._needs("clip", "embedding")
         wave, duration = await self._with_file(data, name, lambda p: self._decode_file(p, name, False))
-        _, emb = await self.batcher.run(self._padded(wave))
+        _, emb = await self.batcher.run(wave)
         return {"file": name, "duration": round(duration, 4), "model": self.info.name,
                 "embedding": [float(x) for x in emb]}  # fmt: skip
 
@@ -231,11 +234,6 @@ class ServiceCore:
             return {**found.to_dict(), "file": name}
 
         return await self._with_file(data, name, run)
-
-    def _padded(self, wave: np.ndarray) -> np.ndarray:
-        # as Tagger.run_batch pads: short clips to the model's clip length, so they batch with each other
-        n = self.tagger.min_samples
-        return np.pad(wave, (0, n - len(wave))) if len(wave) < n else wave
 
 
 def _named(message: str, path: str, name: str) -> str:
