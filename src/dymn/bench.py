@@ -218,8 +218,8 @@ def run_benchmark(
         f"\n{threads_used} threads, {str(dtype).replace('torch.', '')}, {device}, 10 s clips; ms per clip "
         f"(minimum over {repeats} rounds)"
         + (f"; float32 GEMM in the same run: {gemm:.1f} GFLOP/s" if gemm else "")
-        + "; torch: its fastest batch split (whole, or micro-batches of 1, 2, 4); GFLOP/s = 2 x MACs / the fastest"
-        " backend's time.\n"
+        + "; each backend in its fastest way to run a batch (torch: whole, or micro-batches of 1, 2, 4; openvino:"
+        " whole, or pieces run in parallel streams); GFLOP/s = 2 x MACs / the fastest backend's time.\n"
     )
     return (
         markdown_table(rows, gemm)
