@@ -6,7 +6,12 @@ Times every module of `dymn.optimize(model, backend="torch")` with forward hooks
 weights: speed only) and groups them: pointwise dynamic convolutions (one batched matmul per block), depthwise
 dynamic convolutions, static convolutions (stem, first blocks, last conv), DyReLU, coordinate attention, the
 context generator, the classifier, and the rest (residual additions, layout changes, Python). Then times whole
-forwards with each micro-batch split (None: the whole batch at once). Prints markdown tables.
+forwards with each micro-batch split (None: the whole batch at once).
+
+Then the same question in the backend that wins for DyMN, OpenVINO on the fixed-batch graph
+(`dymn.backends.openvino_grouped`): its own per-layer counters (PERF_COUNT), summed by the kind of kernel it ran,
+for one request on all threads (batch 1 and the whole batch) and for the pieces of 1 clip that auto runs in
+parallel at batch 8 (one stream per thread). Prints markdown tables.
 """
 
 import argparse
@@ -70,16 +75,71 @@ def profile(model_name: str, batch: int, repeats: int = 5) -> tuple[dict[str, fl
     return per_clip, 1000 * total / batch, plain
 
 
+def openvino_profile(model_name: str, batch: int, threads: int, repeats: int = 5) -> tuple[dict[str, float], float]:
+    """ms per clip by OpenVINO layer type (as it executed them: fused layers count once), and the wall time."""
+    import openvino as ov
+
+    from dymn import backends
+
+    torch.manual_seed(0)
+    path = backends.openvino_grouped(dymn.load(model_name, pretrained=False), batch)
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+              "PERF_COUNT": True}  # fmt: skip
+    req = ov.Core().compile_model(str(path), "CPU", config).create_infer_request()
+    x = torch.randn(batch, 1, 128, 1000).numpy()
+    for _ in range(3):
+        req.infer({0: x})
+    spent: dict[str, float] = defaultdict(float)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        req.infer({0: x})
+        for info in req.profiling_info:
+            if info.status == info.Status.EXECUTED:
+                spent[info.node_type] += info.real_time.total_seconds()
+    wall = (time.perf_counter() - start) / repeats
+    return {k: 1000 * v / repeats / batch for k, v in spent.items()}, 1000 * wall / batch
+
+
+def print_openvino(rows: list, threads: int) -> None:
+    import openvino as ov
+
+    kinds = defaultdict(float)
+    for *_, per, _wall in rows:
+        for k, v in per.items():
+            kinds[k] += v
+    top = sorted(kinds, key=kinds.get, reverse=True)[:8]
+    print(f"\nOpenVINO {ov.__version__}, the fixed-batch DyMN graph, ms per 10 s clip by executed layer type "
+          "(PERF_COUNT; fused layers count once under their first type)\n")  # fmt: skip
+    print("| model | run | " + " | ".join(top) + " | other | sum of layers | wall |")
+    print("|---|---|" + "---:|" * (len(top) + 3))
+    for name, run, per, wall in rows:
+        total = sum(per.values())
+        cells = [f"{per.get(k, 0):.2f} ({100 * per.get(k, 0) / total:.0f}%)" for k in top]
+        other = total - sum(per.get(k, 0) for k in top)
+        print(f"| {name} | {run} | " + " | ".join(cells) + f" | {other:.2f} | {total:.2f} | {wall:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="dymn04_as,dymn10_as,dymn20_as")
     ap.add_argument("--batch", default="1,8")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-torch", action="store_true", help="only the OpenVINO profile")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     parts = ["dynamic conv, pointwise", "dynamic conv, depthwise", "static conv", "DyReLU", "coordinate attention",
              "context generator", "classifier"]  # fmt: skip
-    rows, splits = [], []
+    rows, splits, ov_rows = [], [], []
+    for name in a.models.split(","):
+        for b in (int(v) for v in a.batch.split(",")):
+            per, wall = openvino_profile(name, b, a.threads)
+            ov_rows.append((name, f"batch {b}, one request, {a.threads} threads", per, wall))
+            if b > 1:  # what auto runs at batch 8: single clips, one stream (one thread) each
+                per, wall = openvino_profile(name, 1, 1)
+                ov_rows.append((name, f"batch {b} as parallel pieces of 1: one piece, 1 thread", per, wall))
+    print_openvino(ov_rows, a.threads)
+    if a.skip_torch:
+        return
     for name in a.models.split(","):
         for b in (int(v) for v in a.batch.split(",")):
             per, total, plain = profile(name, b)

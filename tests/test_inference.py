@@ -102,3 +102,38 @@ def test_files_decoded_together_hold_bounded_audio(tmp_path, monkeypatch):
     assert [len(c) for c in inference._chunks(paths, 3)] == [2, 1, 2]  # blocks of 3, each cut by seconds
     monkeypatch.setattr(inference, "CHUNK_SECONDS", 1e9)
     assert [len(c) for c in inference._chunks(paths, 3)] == [3, 2]
+
+
+def test_the_frontend_thread_setting_holds_while_any_caller_is_inside():
+    # the frontend runs on one PyTorch thread when the network is in another runtime; concurrent callers (the
+    # service's model thread and its timeline requests) share that process-wide setting: it holds until the
+    # last one leaves, and is then restored
+    import threading
+
+    import torch
+
+    from dymn.inference import _torch_threads
+
+    before = torch.get_num_threads()
+    entered, first_left, seen = threading.Event(), threading.Event(), []
+
+    def first():
+        with _torch_threads(1):
+            entered.set()
+            entered_second.wait()
+        first_left.set()
+
+    def second():
+        entered.wait()
+        with _torch_threads(1):
+            entered_second.set()
+            first_left.wait()
+            seen.append(torch.get_num_threads())  # the first caller has left: still 1 for this one
+
+    entered_second = threading.Event()
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert seen == [1] and torch.get_num_threads() == before

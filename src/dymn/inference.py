@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -253,17 +254,31 @@ class Tagger:
         bar.close()
 
 
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_before = 0
+
+
 @contextlib.contextmanager
 def _torch_threads(count: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if count is None or count == before:
+    """PyTorch on ``count`` threads inside the block (None: unchanged). The setting is process-wide: threads
+    that enter together share one change, and the last to leave restores it."""
+    global _threads_users, _threads_before
+    if count is None:
         yield
         return
-    torch.set_num_threads(count)
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+        _threads_users += 1
+        torch.set_num_threads(count)  # by every caller: a thread that already ran PyTorch keeps its own count
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_before)
 
 
 def _chunks(paths: list[str], count: int) -> Iterator[list[str]]:
