@@ -216,7 +216,7 @@ class MelFrontend(nn.Module):
 
     def _mel_bands(self) -> list[tuple[int, int, torch.Tensor]]:
         """The mel filters in groups of 16, each with the span of bins it covers: the filters are narrow
-        triangles, so the product skips the zeros (7x fewer multiply-adds than the dense matrix, 5x faster)."""
+        triangles, so the product skips the zeros (8x fewer multiply-adds than the dense matrix, 5x faster)."""
         bands = getattr(self, "_bands", None)
         if bands is None or bands[0][2].device != self.mel_basis.device:
             nonzero = self.mel_basis != 0
