@@ -4,6 +4,7 @@ and remembers it per machine, architecture, batch size and versions."""
 
 import importlib.util
 import json
+import re
 
 import numpy as np
 import pytest
@@ -93,6 +94,7 @@ def test_auto_measures_once_and_remembers(_own_cache, capsys):
     first = dymn.optimize(model, batch_size=2)
     err = capsys.readouterr().err
     assert "measuring the backends for mn01_as at batch 2" in err
+    assert re.search(r"dymn: \w+ chosen \([\d.]+ ms per 10 s clip.*\), measured in \d+ s", err)  # what and why
     store = json.loads((_own_cache / "backends.json").read_text())
     (entry,) = store.values()
     assert set(entry["ms_per_clip"]) == set(backends.available()) and entry["batch"] == 2

@@ -22,6 +22,7 @@ import os
 import platform
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -410,6 +411,7 @@ def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "
     if not quiet:
         print(f"dymn: measuring the backends for {model.info.name} at batch {batch_size} on this machine "
               f"({', '.join(candidates)}; once, then cached) ...", file=sys.stderr, flush=True)  # fmt: skip
+    started = time.perf_counter()
     results = measure(model, batch_size, candidates, int8_graph=int8_graph)
     limit = INT8_SANITY if int8_graph is not None else AGREEMENT
     good = {n: r for n, r in results.items() if "ms" in r and r["diff"] <= limit}
@@ -420,6 +422,15 @@ def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "
                 f"{n}: {r.get('error') or 'outputs differ'}" for n, r in results.items()))  # fmt: skip
         return best, None
     best = min(good, key=lambda n: good[n]["ms"])
+    if not quiet:
+        others = ", ".join(f"{n} {r['ms']:.1f}" for n, r in sorted(good.items(), key=lambda i: i[1]["ms"])[1:])
+        print(
+            f"dymn: {best} chosen ({good[best]['ms']:.1f} ms per 10 s clip"
+            + (f"; {others}" if others else "")
+            + f"), measured in {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     _write_choice(store, key, {"backend": best, "model": model.info.name, "batch": batch_size,
                                "micro_batch": good[best].get("micro_batch"),
                                "ms_per_clip": {n: round(r["ms"], 3) for n, r in good.items()},
