@@ -190,8 +190,11 @@ class FastContextGen(nn.Module):
 
     def forward(self, x: torch.Tensor):
         f = x.shape[2]
-        xv = x.permute(0, 2, 3, 1)  # (B, F, T, C); a free view for channels-last input
-        seq = torch.cat([xv.mean(dim=2), xv.mean(dim=1)], dim=1)  # (B, F+T, C)
+        if _nhwc(x) is None:  # NCHW (the OpenVINO graph): reduce first, then move only the small profiles
+            seq = torch.cat([x.mean(dim=3), x.mean(dim=2)], dim=2).transpose(1, 2)  # (B, F+T, C)
+        else:
+            xv = x.permute(0, 2, 3, 1)  # (B, F, T, C); a free view for channels-last input
+            seq = torch.cat([xv.mean(dim=2), xv.mean(dim=1)], dim=1)  # (B, F+T, C)
         h = F.hardswish(self.joint(seq))  # (B, F+T, H)
         h_c = h.mean(dim=1)
         g_cf = self.conv_f(self._pool(h[:, :f]))  # (B, F', C)
