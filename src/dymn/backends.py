@@ -182,19 +182,27 @@ def _openvino(path: Path, chunk: int | None = None, streams: int = 1):
         return np.array(out[0], np.float32), np.array(out[1], np.float32)  # copies: the request reuses its buffers
 
     def parallel(pieces: list[np.ndarray]):
-        queue = getattr(local, "queue", None)
-        if queue is None:
-            queue = local.queue = ov.AsyncInferQueue(get("parallel"), streams)
+        # one request per stream, each given the next piece as soon as it is free; no Python callbacks or
+        # user data: OpenVINO's threads then never need the GIL (with AsyncInferQueue they could, and freeing
+        # the compiled model while holding the GIL deadlocked on joining them)
+        reqs = getattr(local, "reqs", None)
+        if reqs is None:
+            model = get("parallel")
+            reqs = local.reqs = [model.create_infer_request() for _ in range(streams)]
         outs: list = [None] * len(pieces)
 
-        def done(req, i: int) -> None:
+        def collect(i: int) -> None:
+            req = reqs[i % streams]
+            req.wait()
             outs[i] = (np.array(req.get_output_tensor(0).data, np.float32),
                        np.array(req.get_output_tensor(1).data, np.float32))  # fmt: skip
 
-        queue.set_callback(done)
         for i, piece in enumerate(pieces):
-            queue.start_async({0: piece}, i)
-        queue.wait_all()
+            if i >= streams:
+                collect(i - streams)
+            reqs[i % streams].start_async({0: piece})
+        for i in range(max(0, len(pieces) - streams), len(pieces)):
+            collect(i)
         return outs
 
     if streams == 1:
