@@ -83,6 +83,7 @@ def speed(models: list[str], threads: int) -> str:
     import dymn
     from dymn import backends
     from dymn.bench import time_call
+    from dymn.int8 import quantize
 
     calib, _, _ = _clips()
     calib = [str(p) for p in calib[:40]]
@@ -91,7 +92,7 @@ def speed(models: list[str], threads: int) -> str:
         torch.manual_seed(0)
         model = dymn.load(name, pretrained=False)
         fe = model.info.frontend
-        graph = backends.quantize(model, calib)
+        graph = quantize(model, calib)
         for batch in (1, 8):
             x = torch.randn(batch, 1, fe.n_mels, 1000)
             t32, t8 = {}, {}

@@ -143,7 +143,7 @@ def cmd_export(args) -> int:
         raise UsageError("--int8 needs --calibration DIR (or files): a few dozen to a few hundred clips like yours")
     model = _load(args)
     if args.int8:
-        from .backends import quantize
+        from .int8 import quantize
 
         path = quantize(model, args.calibration, args.output)
     else:

@@ -307,7 +307,7 @@ def optimize(
             raise UsageError(f"optimize() takes an MN or DyMN network, not {type(model).__name__}")
         if torch.device(device).type != "cpu":
             raise UsageError("int8 runs on the CPU")
-        from .backends import int8_model
+        from .int8 import int8_model
 
         return int8_model(model, calibration, backend or "auto", batch_size)
     if backend is None:

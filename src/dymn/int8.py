@@ -1,0 +1,111 @@
+"""int8 post-training static quantization (NNCF) of MN networks, calibrated on real audio, run on the faster of
+onnxruntime and OpenVINO (measured by :func:`dymn.backends.choose`). Needs ``pip install 'dymn[int8]'``.
+
+Measured on the real mn04_as checkpoint and speed-ups per model: ``benchmarks/bench_int8.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .backends import _cache_root, _versions, choose, compile_model, fingerprint, onnx_graph
+from .errors import UsageError
+
+
+def calibration_inputs(model: nn.Module, calibration, limit: int = 300) -> list[np.ndarray]:
+    """Log-mel inputs (1, 1, F, T) of real audio for post-training quantization: ``calibration`` is audio
+    files, folders or waveforms at the model's rate; clips are padded or cut to the model's clip length (10 s)
+    as tagging does; at most ``limit`` clips."""
+    from .audio import find_audio_files, load_audio
+    from .frontend import MelFrontend
+
+    if calibration is None or (isinstance(calibration, (list, tuple)) and not calibration):
+        raise UsageError("int8 needs calibration audio like yours (a folder or a list of files; a few dozen to a few "
+                         "hundred clips): calibration=... or --calibration DIR")  # fmt: skip
+    if isinstance(calibration, (str, os.PathLike, np.ndarray)):
+        calibration = [calibration]
+    waves: list[np.ndarray] = [np.asarray(c, np.float32) for c in calibration if isinstance(c, np.ndarray)]
+    paths = [c for c in calibration if not isinstance(c, np.ndarray)]
+    if paths:
+        files, problems = find_audio_files(paths)
+        if problems and not files:
+            raise UsageError(f"no calibration audio: {problems[0]}")
+        for f in files[:limit]:
+            waves.append(load_audio(f, model.info.sample_rate))
+    if not waves:
+        raise UsageError("the calibration inputs hold no audio files")
+    n = int(round((model.info.clip_seconds or 10.0) * model.info.sample_rate))
+    fe = MelFrontend.from_config(model.info.frontend).eval()
+    out = []
+    with torch.inference_mode():
+        for w in waves[:limit]:
+            w = np.pad(w[:n], (0, max(0, n - len(w))))
+            out.append(fe(torch.from_numpy(np.ascontiguousarray(w))[None]).unsqueeze(1).numpy())
+    return out
+
+
+def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = None) -> Path:
+    """An int8 ONNX graph of ``model`` (QDQ, per-channel weights) by NNCF post-training quantization,
+    calibrated on ``calibration`` (see :func:`calibration_inputs`); written to ``path`` (atomically, with the
+    dymn metadata) or cached. Runs on onnxruntime and OpenVINO. Needs ``pip install 'dymn[int8]'``."""
+    from .errors import require
+
+    if getattr(model, "arch", None) != "mn":
+        raise UsageError(
+            f"int8 is offered for MN models, where it pays (about 2x on a CPU with VNNI); the int8 graph "
+            f"of {getattr(model, 'arch', '?')} models ran 2x slower than fp32 (benchmarks/bench_int8.py)"
+        )
+    require("nncf", "int8", "int8 quantization")
+    import nncf
+    import onnx
+
+    from .atomic import atomic_write
+    from .export import ONNX_META_KEY
+
+    inputs = calibration_inputs(model, calibration)
+    digest = hashlib.sha256(b"".join(x.tobytes() for x in inputs)).hexdigest()[:12]
+    if path is None:
+        v = _versions()
+        path = _cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-int8-{digest}-{v['dymn']}.onnx"
+        if path.is_file():
+            return path
+    path = Path(path)
+    fp32 = onnx.load(str(onnx_graph(model)))
+    meta = {p.key: p.value for p in fp32.metadata_props}
+    nncf.set_log_level(logging.ERROR)  # its notes are not the user's business
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its progress bars
+        quantized = nncf.quantize(fp32, nncf.Dataset([{"spectrogram": x} for x in inputs]), subset_size=len(inputs),
+                                  preset=nncf.QuantizationPreset.MIXED)  # fmt: skip
+    del quantized.metadata_props[:]
+    for key, value in meta.items():
+        entry = quantized.metadata_props.add()
+        entry.key, entry.value = key, value
+    if ONNX_META_KEY in meta:  # the file says what it is
+        data = json.loads(meta[ONNX_META_KEY])
+        data["dtype"] = "int8"
+        quantized.metadata_props[[p.key for p in quantized.metadata_props].index(ONNX_META_KEY)].value = json.dumps(
+            data)  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: onnx.save(quantized, tmp))
+
+
+def int8_model(model: nn.Module, calibration, backend: str = "auto", batch_size: int = 8) -> nn.Module:
+    """``model`` quantized to int8 (:func:`quantize`) on the faster of onnxruntime and OpenVINO (measured)."""
+    graph = quantize(model, calibration)
+    if backend in ("auto", None):
+        backend, built = choose(model, batch_size, "cpu", int8_graph=graph)
+        if built is not None:
+            return built
+    if backend == "torch":
+        raise UsageError("int8 runs on onnxruntime or openvino, not the torch backend")
+    return compile_model(model, backend, graph)
