@@ -132,7 +132,7 @@ class Tagger:
         self.model = model.to(self.device).eval()
         # with the network in another runtime, the frontend runs on one PyTorch thread: PyTorch's idle
         # OpenMP threads spin after each parallel region and took cores from the runtime's own threads
-        # (dymn10 on OpenVINO: 12 % slower; benchmarks/bench_end_to_end.py)
+        # (dymn10 on OpenVINO: about 10 % slower end to end; benchmarks/bench_end_to_end.py)
         self._frontend_threads = 1 if getattr(self.model, "backend", "torch") != "torch" else None
         self.frontend = None
         if self.info.input == "spectrogram":
