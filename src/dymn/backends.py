@@ -14,6 +14,7 @@ sets the default (e.g. ``DYMN_BACKEND=torch`` never converts anything).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -60,11 +61,22 @@ def available() -> list[str]:
     return ["torch", *(name for name in ("onnxruntime", "openvino") if _installed(name) and _installed("onnx"))]
 
 
+@functools.cache
+def _graph_source() -> str:
+    """A digest of the code that shapes a converted graph: a checkout changed between releases (same version
+    number) must not reuse graphs converted from the code before the change."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted([root / "optimized.py", root / "export.py", root / "backends.py", *root.glob("models/*.py")]):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:8]
+
+
 def _versions() -> dict[str, str]:
     """Versions that decide a converted graph or a measured speed (from the package metadata: no imports)."""
     from . import __version__
 
-    out = {"dymn": __version__, "torch": torch.__version__}
+    out = {"dymn": f"{__version__}+{_graph_source()}", "torch": torch.__version__}
     for name in ("onnxruntime", "openvino"):
         try:
             out[name] = importlib.metadata.version(name)
