@@ -14,6 +14,7 @@ sets the default (e.g. ``DYMN_BACKEND=torch`` never converts anything).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -172,6 +173,13 @@ def _openvino(path: Path, chunk: int | None = None, streams: int = 1):
     import openvino as ov
 
     core = ov.Core()
+    # OpenVINO's own cache of compiled models: a process's first call then loads instead of compiling
+    # (dymn10: 0.31 -> 0.11 s, a tenth of `dymn tag one.wav`)
+    blobs = _cache_root() / "openvino"
+    with contextlib.suppress(OSError):
+        blobs.mkdir(parents=True, exist_ok=True)
+    if os.access(blobs, os.W_OK):  # a read-only cache still works, compiling every time
+        core.set_property({"CACHE_DIR": str(blobs)})
     # f32 explicitly: on CPUs with bf16 units OpenVINO otherwise computes in bf16 (logits off by ~1e-2)
     config = {"INFERENCE_NUM_THREADS": _threads(), "INFERENCE_PRECISION_HINT": "f32"}
     local = threading.local()  # an infer request (or queue) serves one call at a time: one per thread
