@@ -7,10 +7,11 @@ from dymn.bench import bench_model, markdown_table, time_calls
 
 def test_time_calls_take_turns_and_keep_each_minimum():
     calls: list[str] = []
-    out = time_calls({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, min_time=0.0)
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    out = time_calls(fns, repeats=3, min_time=0.0, settle=0.0)
     assert set(out) == {"a", "b"} and all(v >= 0 for v in out.values())
-    # one warm-up call each, then rounds in turn (with min_time 0: one call per round)
-    assert calls == ["a", "b"] + ["a", "b"] * 3
+    # one warm-up call each, then rounds in turn, each after one untimed call (min_time 0: one timed call)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
 
 
 def test_bench_model_row_and_table():

@@ -45,14 +45,20 @@ def time_call(fn: Callable[[], object], repeats: int = 5, min_time: float = 0.5)
     return time_calls({0: fn}, repeats, min_time)[0]
 
 
-def time_calls(fns: dict, repeats: int = 5, min_time: float = 0.5) -> dict:
+def time_calls(fns: dict, repeats: int = 5, min_time: float = 0.5, settle: float = 0.15) -> dict:
     """Seconds per call of each function in ``fns``, timed in interleaved rounds (one round of each, then the
-    next): a slow spell of a shared machine then hits every function alike instead of one. Minimum per function."""
+    next): a slow spell of a shared machine then hits every function alike instead of one. Minimum per function.
+    Before each round of a function: ``settle`` seconds idle and one untimed call."""
     for fn in fns.values():
         fn()
     best = {key: float("inf") for key in fns}
     for _ in range(repeats):
         for key, fn in fns.items():
+            if len(fns) > 1:
+                # the one before may leave threads spinning (onnxruntime's spin for tens of ms and made the next
+                # candidate's calls up to 70 % slower): let them settle, then one call untimed to warm the caches
+                time.sleep(settle)
+                fn()
             t = time.perf_counter()
             n = 0
             while True:
