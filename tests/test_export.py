@@ -1,6 +1,7 @@
 """ONNX and TorchScript exports against PyTorch and the reference fixtures (several lengths, batches)."""
 
 import copy
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -14,15 +15,21 @@ from .conftest import FIXTURES, load_layout, need
 ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need the [export] extra")
 
 
-@pytest.fixture(scope="module", params=["mn04", "dymn04"])
+# "torchscript": the exporter of PyTorch before 2.5 (taken there automatically), forced here
+@pytest.fixture(scope="module", params=["mn04", "dymn04", "mn04-torchscript", "dymn04-torchscript"])
 def exported(request, synth_state_dict, tmp_path_factory):
-    name = request.param
+    name, _, exporter = request.param.partition("-")
     model = dymn.load(name[:-2], width_mult=0.4, pretrained=False)
     model.load_state_dict(synth_state_dict(load_layout(f"{name}_layout.json"), 0))
     if model.arch == "dymn":
         model.set_temperature(1)
     model.eval()
-    path = export_onnx(model, tmp_path_factory.mktemp("onnx") / f"{name}.onnx")
+    out = tmp_path_factory.mktemp("onnx") / f"{name}.onnx"
+    if exporter:
+        with mock.patch("dymn.export._exporter_options", lambda: {"dynamo": False}):
+            path = export_onnx(model, out)
+    else:
+        path = export_onnx(model, out)
     return name, model, path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -87,6 +88,18 @@ def _check_exportable(model) -> None:
         raise ExportError(f"only MN and DyMN networks can be exported, not {model.info.name} ({model.info.arch})")
 
 
+def dynamo_exporter() -> bool:
+    """Whether this PyTorch has the torch.export-based ONNX exporter (2.5 and later); older releases export with
+    the TorchScript-based one (also tested, on the fixtures)."""
+    return "dynamo" in inspect.signature(torch.onnx.export).parameters
+
+
+def _exporter_options() -> dict:
+    if dynamo_exporter():
+        return {"dynamo": True, "external_data": False, "verbose": False}
+    return {}
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool = False, opset: int = 18) -> Path:
     """Write ``model`` as ONNX with dynamic batch and time axes; labels and frontend go in the metadata.
 
@@ -118,9 +131,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool =
                 output_names=["logits", "embedding"],
                 dynamic_axes=axes,
                 opset_version=opset,
-                dynamo=True,
-                external_data=False,
-                verbose=False,
+                **_exporter_options(),
             )
         proto = onnx.load(tmp)
         entry = proto.metadata_props.add()

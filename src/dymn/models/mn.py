@@ -78,9 +78,11 @@ class SqueezeExcitation(nn.Module):
                 "the input"
             )
         others = [d for d in (1, 2, 3) if d != self.axis]
-        s = x.mean(dim=others, keepdim=True).movedim(self.axis, -1)
+        # the squeezed axis last, by explicit permutations (movedim's -1 became an invalid ONNX Transpose)
+        perm = [0, *others, self.axis]
+        s = x.mean(dim=others, keepdim=True).permute(perm)
         s = torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))
-        return x * s.movedim(-1, self.axis)
+        return x * s.permute([perm.index(i) for i in range(4)])
 
 
 class ConcurrentSEBlock(nn.Module):
