@@ -1,7 +1,6 @@
 """ONNX and TorchScript exports against PyTorch and the reference fixtures (several lengths, batches)."""
 
 import copy
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from .conftest import FIXTURES, load_layout, need
 ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need the [export] extra")
 
 
-# "torchscript": the exporter of PyTorch before 2.5 (taken there automatically), forced here
+# "torchscript": the exporter of PyTorch before 2.5 (taken there automatically), and of the backends' graphs
 @pytest.fixture(scope="module", params=["mn04", "dymn04", "mn04-torchscript", "dymn04-torchscript"])
 def exported(request, synth_state_dict, tmp_path_factory):
     name, _, exporter = request.param.partition("-")
@@ -25,11 +24,7 @@ def exported(request, synth_state_dict, tmp_path_factory):
         model.set_temperature(1)
     model.eval()
     out = tmp_path_factory.mktemp("onnx") / f"{name}.onnx"
-    if exporter:
-        with mock.patch("dymn.export._exporter_options", lambda: {"dynamo": False}):
-            path = export_onnx(model, out)
-    else:
-        path = export_onnx(model, out)
+    path = export_onnx(model, out, exporter=exporter or "auto")
     return name, model, path
 
 
