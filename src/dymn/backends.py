@@ -2,7 +2,8 @@
 
 A backend runs a network's inference graph: ``torch`` (:func:`dymn.optimize`'s module), ``onnxruntime`` and
 ``openvino`` (the graph of ``dymn export onnx``, converted once and cached in ``$DYMN_CACHE/compiled``). Each
-is an optional extra: ``pip install "dymn[fast]"`` adds both runtimes.
+is an optional extra: ``pip install "dymn[fast]"`` adds both runtimes. The cache is kept under
+``$DYMN_CACHE_MAX_GB`` (default 2) by :mod:`dymn.graph_cache`.
 
 ``backend="auto"`` (the default for inference) measures, the first time a model runs at a batch size on a
 machine, every backend available there and each way it can run a batch (:func:`variants`: whole, or cut into
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from .errors import UsageError
+from .graph_cache import prune, touch
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 CHOICES = ("auto", *BACKENDS)
@@ -114,12 +116,15 @@ def onnx_graph(model: nn.Module) -> Path:
 
     v = _versions()
     path = _cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-torch{v['torch']}-{v['dymn']}.onnx"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:  # the TorchScript-based exporter: 10-20x faster than torch.export's, graphs as fast (measured)
-            export_onnx(model, path, exporter="torchscript")
-        except Exception:  # noqa: BLE001 (a PyTorch without it, or a graph it cannot take)
-            export_onnx(model, path)
+    if path.is_file():
+        touch(path)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # the TorchScript-based exporter: 10-20x faster than torch.export's, graphs as fast (measured)
+        export_onnx(model, path, exporter="torchscript")
+    except Exception:  # noqa: BLE001 (a PyTorch without it, or a graph it cannot take)
+        export_onnx(model, path)
+    prune(_cache_root())
     return path
 
 
@@ -271,6 +276,7 @@ def openvino_grouped(model: nn.Module, batch_size: int) -> Path:
     path = (_cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-grouped-b{batch_size}-"
             f"torch{v['torch']}-ov{v.get('openvino', '?')}-{v['dymn']}.xml")  # fmt: skip
     if path.is_file() and path.with_suffix(".bin").is_file():
+        touch(path)
         return path
     module = optimize(model, channels_last=False, static_dynamic_convs=False, micro_batch=None, backend="torch")
     for m in module.modules():
@@ -286,6 +292,7 @@ def openvino_grouped(model: nn.Module, batch_size: int) -> Path:
     ov.save_model(converted, str(tmp), compress_to_fp16=False)
     os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
     os.replace(tmp, path)
+    prune(_cache_root())
     return path
 
 

@@ -20,6 +20,11 @@ from torch import nn
 
 from .backends import _cache_root, _versions, choose, compile_model, fingerprint, onnx_graph
 from .errors import UsageError
+from .graph_cache import prune, touch
+
+# int8 against the fastest fp32 backend on a 2-core AVX512-VNNI CPU (benchmarks/results/int8-cpu.md): mn10
+# 2.1-2.3x, mn20 2.9x; mn04 1.2-1.9x and mn05 1.4-1.8x, whose small layers do not keep int8 units busy
+MIN_WIDTH = 1.0
 
 
 def calibration_inputs(model: nn.Module, calibration, limit: int = 300) -> list[np.ndarray]:
@@ -54,17 +59,30 @@ def calibration_inputs(model: nn.Module, calibration, limit: int = 300) -> list[
     return out
 
 
-def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = None) -> Path:
+def check_offered(model: nn.Module) -> None:
+    """Raise a :class:`UsageError` unless int8 pays for ``model``: MN networks of width 1.0 and up."""
+    arch, width = getattr(model, "arch", None), float(model.info.config.get("width_mult", 1.0))
+    if arch != "mn":
+        raise UsageError(f"int8 is offered for MN models of width {MIN_WIDTH} and up, where it pays; the int8 graph "
+                         f"of {arch or '?'} models ran 2x slower than fp32 (benchmarks/bench_int8.py)")  # fmt: skip
+    if width < MIN_WIDTH:
+        raise UsageError(f"int8 is offered for MN models of width {MIN_WIDTH} and up, where it pays (2.1-2.9x); "
+                         f"{model.info.name} (width {width}) measured only 1.2-1.9x faster in int8: run it in fp32, "
+                         "whose auto backend is already fast (benchmarks/bench_int8.py)")  # fmt: skip
+
+
+def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = None, *,
+             any_width: bool = False) -> Path:  # fmt: skip
     """An int8 ONNX graph of ``model`` (QDQ, per-channel weights) by NNCF post-training quantization,
     calibrated on ``calibration`` (see :func:`calibration_inputs`); written to ``path`` (atomically, with the
-    dymn metadata) or cached. Runs on onnxruntime and OpenVINO. Needs ``pip install 'dymn[int8]'``."""
+    dymn metadata) or cached. Runs on onnxruntime and OpenVINO. Needs ``pip install 'dymn[int8]'``.
+
+    Offered for MN models of width 1.0 and up (:func:`check_offered`); ``any_width=True`` quantizes a narrower
+    MN anyway (for measuring it: it gains less than it costs in accuracy checks)."""
     from .errors import require
 
-    if getattr(model, "arch", None) != "mn":
-        raise UsageError(
-            f"int8 is offered for MN models, where it pays (about 2x on a CPU with VNNI); the int8 graph "
-            f"of {getattr(model, 'arch', '?')} models ran 2x slower than fp32 (benchmarks/bench_int8.py)"
-        )
+    if not any_width:
+        check_offered(model)
     require("nncf", "int8", "int8 quantization")
     import nncf
     import onnx
@@ -74,10 +92,12 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
 
     inputs = calibration_inputs(model, calibration)
     digest = hashlib.sha256(b"".join(x.tobytes() for x in inputs)).hexdigest()[:12]
-    if path is None:
+    cached = path is None
+    if cached:
         v = _versions()
         path = _cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-int8-{digest}-{v['dymn']}.onnx"
         if path.is_file():
+            touch(path)
             return path
     path = Path(path)
     fp32 = onnx.load(str(onnx_graph(model)))
@@ -96,12 +116,16 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
         quantized.metadata_props[[p.key for p in quantized.metadata_props].index(ONNX_META_KEY)].value = json.dumps(
             data)  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda tmp: onnx.save(quantized, tmp))
+    path = atomic_write(path, lambda tmp: onnx.save(quantized, tmp))
+    if cached:
+        prune(_cache_root())
+    return path
 
 
-def int8_model(model: nn.Module, calibration, backend: str = "auto", batch_size: int = 8) -> nn.Module:
+def int8_model(model: nn.Module, calibration, backend: str = "auto", batch_size: int = 8, *,
+               any_width: bool = False) -> nn.Module:  # fmt: skip
     """``model`` quantized to int8 (:func:`quantize`) on the faster of onnxruntime and OpenVINO (measured)."""
-    graph = quantize(model, calibration)
+    graph = quantize(model, calibration, any_width=any_width)
     if backend in ("auto", None):
         backend, built = choose(model, batch_size, "cpu", int8_graph=graph)
         if built is not None:

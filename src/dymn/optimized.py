@@ -298,7 +298,8 @@ def optimize(
     Channels-last memory is used by default (measured faster on CPU for both MN and DyMN); ``micro_batch``
     splits large batches into chunks ("auto": 4 for width >= 1 on CPU, else whole batches).
     ``dtype="int8"``: post-training static quantization calibrated on ``calibration`` (audio files, a folder or
-    waveforms like the ones you will tag), run on the faster of onnxruntime and OpenVINO (``[int8]`` extra).
+    waveforms like the ones you will tag), run on the faster of onnxruntime and OpenVINO (``[int8]`` extra);
+    offered for MN models of width 1.0 and up, where it pays (:func:`dymn.int8.check_offered`).
     """
     if isinstance(dtype, str):
         if dtype != "int8":

@@ -1,0 +1,68 @@
+"""The converted-graph cache stays under its size limit, least recently used first, and keeps fresh files."""
+
+import os
+import time
+
+import pytest
+
+import dymn
+from dymn import graph_cache
+
+
+def _file(path, size, age_s):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * size)
+    t = time.time() - age_s
+    os.utime(path, (t, t))
+    return path
+
+
+def test_prune_removes_least_recently_used_until_under_the_limit(tmp_path):
+    day = 86400
+    old = _file(tmp_path / "compiled" / "old.onnx", 400, 9 * day)
+    older_blob = _file(tmp_path / "openvino" / "x" / "a.blob", 400, 10 * day)
+    used = _file(tmp_path / "compiled" / "used.onnx", 400, 9 * day)
+    weights = _file(tmp_path / "mn04_as.pt", 5000, 30 * day)  # downloaded weights are never pruned
+    fresh = _file(tmp_path / "compiled" / "fresh.onnx", 400, 60)  # another process may be using it
+    graph_cache.touch(used)
+    assert graph_cache.prune(tmp_path, limit=900) == [older_blob, old]
+    assert used.exists() and fresh.exists() and weights.exists()
+    # files used within the grace period stay even over the limit
+    assert graph_cache.prune(tmp_path, limit=0) == []
+
+
+def test_touch_marks_an_openvino_model_and_its_weights(tmp_path):
+    xml = _file(tmp_path / "m.xml", 10, 5000)
+    bin_ = _file(tmp_path / "m.bin", 10, 5000)
+    graph_cache.touch(xml)
+    assert time.time() - xml.stat().st_mtime < 60 and time.time() - bin_.stat().st_mtime < 60
+    graph_cache.touch(tmp_path / "missing.onnx")  # nothing to mark: no error
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0.5", 500_000_000), ("", 2_000_000_000), ("0", 0)])
+def test_limit_from_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("DYMN_CACHE_MAX_GB", value)
+    assert graph_cache.max_bytes() == expected
+
+
+@pytest.mark.parametrize("value", ["junk", "-1", "nan"])
+def test_a_bad_limit_is_a_one_line_error(monkeypatch, value):
+    monkeypatch.setenv("DYMN_CACHE_MAX_GB", value)
+    with pytest.raises(dymn.UsageError, match="DYMN_CACHE_MAX_GB"):
+        graph_cache.max_bytes()
+
+
+def test_a_new_conversion_prunes_the_cache(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    from dymn import backends
+
+    monkeypatch.setenv("DYMN_CACHE", str(tmp_path))
+    monkeypatch.setenv("DYMN_CACHE_MAX_GB", "0")
+    stale = _file(tmp_path / "compiled" / "mn01_as-0-torch2.2.0-0.1.0.onnx", 100, 86400)
+    model = dymn.load("mn01_as", pretrained=False)
+    path = backends.onnx_graph(model)
+    assert path.is_file() and not stale.exists()
+    t = time.time() - 86400
+    os.utime(path, (t, t))
+    assert backends.onnx_graph(model) == path  # reused, and marked as used
+    assert time.time() - path.stat().st_mtime < 60
