@@ -57,9 +57,13 @@ def test_a_new_conversion_prunes_the_cache(tmp_path, monkeypatch):
     from dymn import backends
 
     monkeypatch.setenv("DYMN_CACHE", str(tmp_path))
+    model = dymn.load("mn01_as", pretrained=False)
+    monkeypatch.setenv("DYMN_CACHE_MAX_GB", "lots")
+    with pytest.raises(dymn.UsageError, match="DYMN_CACHE_MAX_GB='lots'"):  # before converting anything
+        backends.onnx_graph(model)
+    assert not (tmp_path / "compiled").exists()
     monkeypatch.setenv("DYMN_CACHE_MAX_GB", "0")
     stale = _file(tmp_path / "compiled" / "mn01_as-0-torch2.2.0-0.1.0.onnx", 100, 86400)
-    model = dymn.load("mn01_as", pretrained=False)
     path = backends.onnx_graph(model)
     assert path.is_file() and not stale.exists()
     t = time.time() - 86400

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .errors import UsageError
-from .graph_cache import prune, touch
+from .graph_cache import max_bytes, prune, touch
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 CHOICES = ("auto", *BACKENDS)
@@ -119,12 +119,13 @@ def onnx_graph(model: nn.Module) -> Path:
     if path.is_file():
         touch(path)
         return path
+    limit = max_bytes()  # a bad DYMN_CACHE_MAX_GB stops before the work, not after it
     path.parent.mkdir(parents=True, exist_ok=True)
     try:  # the TorchScript-based exporter: 10-20x faster than torch.export's, graphs as fast (measured)
         export_onnx(model, path, exporter="torchscript")
     except Exception:  # noqa: BLE001 (a PyTorch without it, or a graph it cannot take)
         export_onnx(model, path)
-    prune(_cache_root())
+    prune(_cache_root(), limit)
     return path
 
 
@@ -278,6 +279,7 @@ def openvino_grouped(model: nn.Module, batch_size: int) -> Path:
     if path.is_file() and path.with_suffix(".bin").is_file():
         touch(path)
         return path
+    limit = max_bytes()
     module = optimize(model, channels_last=False, static_dynamic_convs=False, micro_batch=None, backend="torch")
     for m in module.modules():
         if isinstance(m, FusedDynamicConv):
@@ -292,7 +294,7 @@ def openvino_grouped(model: nn.Module, batch_size: int) -> Path:
     ov.save_model(converted, str(tmp), compress_to_fp16=False)
     os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
     os.replace(tmp, path)
-    prune(_cache_root())
+    prune(_cache_root(), limit)
     return path
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from .backends import _cache_root, _versions, choose, compile_model, fingerprint, onnx_graph
 from .errors import UsageError
-from .graph_cache import prune, touch
+from .graph_cache import max_bytes, prune, touch
 
 # int8 against the fastest fp32 backend on a 2-core AVX512-VNNI CPU (benchmarks/results/int8-cpu.md): mn10
 # 2.1-2.3x, mn20 2.9x; mn04 1.2-1.9x and mn05 1.4-1.8x, whose small layers do not keep int8 units busy
@@ -99,6 +99,7 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
         if path.is_file():
             touch(path)
             return path
+        limit = max_bytes()
     path = Path(path)
     fp32 = onnx.load(str(onnx_graph(model)))
     meta = {p.key: p.value for p in fp32.metadata_props}
@@ -118,7 +119,7 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
     path.parent.mkdir(parents=True, exist_ok=True)
     path = atomic_write(path, lambda tmp: onnx.save(quantized, tmp))
     if cached:
-        prune(_cache_root())
+        prune(_cache_root(), limit)
     return path
 
 
