@@ -23,7 +23,7 @@ from .errors import UsageError
 from .graph_cache import max_bytes, prune, touch
 
 # int8 against the fastest fp32 backend on a 2-core AVX512-VNNI CPU (benchmarks/results/int8-cpu.md): mn10
-# 2.1-2.3x, mn20 2.9x; mn04 1.2-1.9x and mn05 1.4-1.8x, whose small layers do not keep int8 units busy
+# 2.1-2.3x, mn20 2.6-2.9x; mn04 1.2-1.9x and mn05 1.4-1.9x, whose small layers do not keep int8 units busy
 MIN_WIDTH = 1.0
 
 
@@ -67,8 +67,8 @@ def check_offered(model: nn.Module) -> None:
                          f"of {arch or '?'} models ran 2x slower than fp32 (benchmarks/bench_int8.py)")  # fmt: skip
     if width < MIN_WIDTH:
         raise UsageError(f"int8 is offered for MN models of width {MIN_WIDTH} and up, where it pays (2.1-2.9x); "
-                         f"{model.info.name} (width {width}) measured only 1.2-1.9x faster in int8: run it in fp32, "
-                         "whose auto backend is already fast (benchmarks/bench_int8.py)")  # fmt: skip
+                         f"{model.info.name} is narrower (width {width}; mn04 and mn05 ran only 1.2-1.9x faster): "
+                         "run it in fp32, whose auto backend is already fast (benchmarks/bench_int8.py)")  # fmt: skip
 
 
 def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = None, *,
@@ -78,7 +78,7 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
     dymn metadata) or cached. Runs on onnxruntime and OpenVINO. Needs ``pip install 'dymn[int8]'``.
 
     Offered for MN models of width 1.0 and up (:func:`check_offered`); ``any_width=True`` quantizes a narrower
-    MN anyway (for measuring it: it gains less than it costs in accuracy checks)."""
+    MN anyway (to measure it: mn04 and mn05 ran only 1.2-1.9x faster in int8)."""
     from .errors import require
 
     if not any_width:
