@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .errors import UsageError
-from .graph_cache import max_bytes, prune, touch
+from .graph_cache import converting, touch
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 CHOICES = ("auto", *BACKENDS)
@@ -119,13 +119,12 @@ def onnx_graph(model: nn.Module) -> Path:
     if path.is_file():
         touch(path)
         return path
-    limit = max_bytes()  # a bad DYMN_CACHE_MAX_GB stops before the work, not after it
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # the TorchScript-based exporter: 10-20x faster than torch.export's, graphs as fast (measured)
-        export_onnx(model, path, exporter="torchscript")
-    except Exception:  # noqa: BLE001 (a PyTorch without it, or a graph it cannot take)
-        export_onnx(model, path)
-    prune(_cache_root(), limit)
+    with converting(_cache_root()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # the TorchScript-based exporter: 10-20x faster than torch.export's, graphs as fast (measured)
+            export_onnx(model, path, exporter="torchscript")
+        except Exception:  # noqa: BLE001 (a PyTorch without it, or a graph it cannot take)
+            export_onnx(model, path)
     return path
 
 
@@ -279,22 +278,21 @@ def openvino_grouped(model: nn.Module, batch_size: int) -> Path:
     if path.is_file() and path.with_suffix(".bin").is_file():
         touch(path)
         return path
-    limit = max_bytes()
-    module = optimize(model, channels_last=False, static_dynamic_convs=False, micro_batch=None, backend="torch")
-    for m in module.modules():
-        if isinstance(m, FusedDynamicConv):
-            m.grouped_batches = True
-    fe = model.info.frontend
-    with warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore")
-        converted = ov.convert_model(module, example_input=torch.randn(batch_size, 1, fe.n_mels, 200),
-                                     input=[ov.PartialShape([batch_size, 1, fe.n_mels, -1])])  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.xml")
-    ov.save_model(converted, str(tmp), compress_to_fp16=False)
-    os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
-    os.replace(tmp, path)
-    prune(_cache_root(), limit)
+    with converting(_cache_root()):
+        module = optimize(model, channels_last=False, static_dynamic_convs=False, micro_batch=None, backend="torch")
+        for m in module.modules():
+            if isinstance(m, FusedDynamicConv):
+                m.grouped_batches = True
+        fe = model.info.frontend
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            converted = ov.convert_model(module, example_input=torch.randn(batch_size, 1, fe.n_mels, 200),
+                                         input=[ov.PartialShape([batch_size, 1, fe.n_mels, -1])])  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.xml")
+        ov.save_model(converted, str(tmp), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(tmp, path)
     return path
 
 

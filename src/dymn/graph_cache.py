@@ -9,8 +9,10 @@ may still use them). After each new graph, the least recently used files go unti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UsageError
@@ -40,6 +42,15 @@ def touch(path: Path) -> None:
             os.utime(p)
         except OSError:
             pass  # a read-only cache: it is not pruned from here either
+
+
+@contextlib.contextmanager
+def converting(root: Path) -> Iterator[None]:
+    """Around writing a new file into the cache under ``root``: a bad ``$DYMN_CACHE_MAX_GB`` stops before the
+    work, and the cache is pruned to the limit after it."""
+    limit = max_bytes()
+    yield
+    prune(root, limit)
 
 
 def prune(root: Path, limit: int | None = None) -> list[Path]:

@@ -20,7 +20,7 @@ from torch import nn
 
 from .backends import _cache_root, _versions, choose, compile_model, fingerprint, onnx_graph
 from .errors import UsageError
-from .graph_cache import max_bytes, prune, touch
+from .graph_cache import converting, touch
 
 # int8 against the fastest fp32 backend on a 2-core AVX512-VNNI CPU (benchmarks/results/int8-cpu.md): mn10
 # 2.1-2.3x, mn20 2.6-2.9x; mn04 1.2-1.9x and mn05 1.4-1.9x, whose small layers do not keep int8 units busy
@@ -84,23 +84,27 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
     if not any_width:
         check_offered(model)
     require("nncf", "int8", "int8 quantization")
+    inputs = calibration_inputs(model, calibration)
+    digest = hashlib.sha256(b"".join(x.tobytes() for x in inputs)).hexdigest()[:12]
+    if path is not None:
+        return _write_int8(model, inputs, Path(path))
+    v = _versions()
+    path = _cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-int8-{digest}-{v['dymn']}.onnx"
+    if path.is_file():
+        touch(path)
+        return path
+    with converting(_cache_root()):
+        return _write_int8(model, inputs, path)
+
+
+def _write_int8(model: nn.Module, inputs: list[np.ndarray], path: Path) -> Path:
+    """NNCF's int8 graph of ``model`` calibrated on ``inputs``, with the fp32 graph's dymn metadata."""
     import nncf
     import onnx
 
     from .atomic import atomic_write
     from .export import ONNX_META_KEY
 
-    inputs = calibration_inputs(model, calibration)
-    digest = hashlib.sha256(b"".join(x.tobytes() for x in inputs)).hexdigest()[:12]
-    cached = path is None
-    if cached:
-        v = _versions()
-        path = _cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-int8-{digest}-{v['dymn']}.onnx"
-        if path.is_file():
-            touch(path)
-            return path
-        limit = max_bytes()
-    path = Path(path)
     fp32 = onnx.load(str(onnx_graph(model)))
     meta = {p.key: p.value for p in fp32.metadata_props}
     nncf.set_log_level(logging.ERROR)  # its notes are not the user's business
@@ -117,10 +121,7 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
         quantized.metadata_props[[p.key for p in quantized.metadata_props].index(ONNX_META_KEY)].value = json.dumps(
             data)  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
-    path = atomic_write(path, lambda tmp: onnx.save(quantized, tmp))
-    if cached:
-        prune(_cache_root(), limit)
-    return path
+    return atomic_write(path, lambda tmp: onnx.save(quantized, tmp))
 
 
 def int8_model(model: nn.Module, calibration, backend: str = "auto", batch_size: int = 8, *,
