@@ -181,3 +181,19 @@ def test_argument_mistakes_are_one_line(tmp_path, tone_wav, tiny_mn_checkpoint, 
     assert main(["tag", str(tone_wav), "--weights", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "is a directory, not a weights file" in err and len(err.splitlines()) == 1
+
+
+def test_console_entry_exits_with_the_commands_status(tiny_mn_checkpoint, tone_wav, tmp_path):
+    """`dymn` (the console script) freezes the heap before exiting, to skip the last collection: the
+    status and the output must be those of main."""
+    import subprocess
+    import sys
+
+    entry = "import sys; from dymn.cli import entry; sys.argv[1:] = {!r}; entry()"
+    ok = subprocess.run([sys.executable, "-c", entry.format(["tag", str(tone_wav), "--weights",
+                         str(tiny_mn_checkpoint), "--format", "json"])], capture_output=True, text=True)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)[0]["file"] == str(tone_wav)
+    bad = subprocess.run([sys.executable, "-c", entry.format(["tag", str(tmp_path / "missing.wav"), "--weights",
+                          str(tiny_mn_checkpoint)])], capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 1 and "missing.wav" in bad.stderr
