@@ -112,6 +112,23 @@ def test_auto_measures_once_and_remembers(_own_cache, capsys):
     assert "measuring" in capsys.readouterr().err
 
 
+@pytest.mark.skipif("openvino" not in RUNTIMES, reason="OpenVINO is not installed ([fast] extra)")
+def test_openvino_loads_its_compiled_model_from_the_cache(_own_cache):
+    """A second process (here: a second OpenVINO core) loads the compiled model OpenVINO cached, instead of
+    compiling it again: nothing may change the graph file's time between runs (OpenVINO then recompiles)."""
+    model = dymn.load("mn01_as", pretrained=False)
+    x = torch.randn(1, 1, 128, 100)
+
+    def blobs():
+        return {p.name: p.stat().st_mtime_ns for p in (_own_cache / "openvino").rglob("*") if p.is_file()}
+
+    backends.compile_model(model, "openvino", micro_batch=None)(x)
+    first = blobs()
+    assert first
+    backends.compile_model(model, "openvino", micro_batch=None)(x)
+    assert blobs() == first
+
+
 @needs_runtime
 def test_a_backend_that_disagrees_is_never_chosen(monkeypatch, _own_cache):
     real = backends.compile_model
