@@ -58,6 +58,19 @@ def test_eval_is_deterministic_and_batch_independent():
     np.testing.assert_allclose(fe(x)[1:2].numpy(), fe(x[1:2]).numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("seconds", [1.0, 10.0])
+def test_a_batch_in_pieces_equals_the_whole_batch(monkeypatch, seconds):
+    """On CPU a batch is computed a few clips at a time (faster: the whole batch's STFT spills the caches);
+    the values are those of the whole batch at once."""
+    import dymn.frontend
+
+    fe = MelFrontend().eval()
+    x = torch.randn(12, int(32000 * seconds), generator=torch.Generator().manual_seed(0))
+    pieces = fe(x)
+    monkeypatch.setattr(dymn.frontend, "_PIECE_SAMPLES", 10**12)
+    torch.testing.assert_close(pieces, fe(x), atol=1e-6, rtol=0)
+
+
 def test_train_mode_draws_per_example():
     torch.manual_seed(0)
     fe = MelFrontend(freqm=48, timem=192).train()

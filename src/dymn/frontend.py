@@ -69,6 +69,10 @@ def _mask_along_axis(x: torch.Tensor, max_width: int, axis: int) -> torch.Tensor
     return x.masked_fill(mask, 0.0)
 
 
+# eval-mode batches on CPU are computed in pieces of about this many samples (one 10 s clip at 32 kHz)
+_PIECE_SAMPLES = 320_000
+
+
 class MelFrontend(nn.Module):
     """Waveform (B, N) at ``sample_rate`` -> normalised log-mel (B, n_mels, T), T = 1 + (N - 1) // hop.
 
@@ -197,6 +201,15 @@ class MelFrontend(nn.Module):
         return torch.from_numpy(np.stack(banks)).to(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = max(1, _PIECE_SAMPLES // max(1, x.shape[-1]))
+        if (not self.training and x.dim() == 2 and x.shape[0] > rows and x.device.type == "cpu"
+                and not self.conv_stft and not torch.jit.is_tracing()):  # fmt: skip
+            # a few clips at a time: a whole batch's STFT (8 clips of 10 s: 33 MB) no longer fits the caches and
+            # its elementwise passes then dominate; 4x faster per clip on CPU, the same values
+            return torch.cat([self._forward(piece) for piece in x.split(rows)])
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         power = self.power_spectrogram(x)
         with torch.autocast(device_type=power.device.type, enabled=False):
             if self.training and (self.fmin_aug_range > 1 or self.fmax_aug_range > 1):
