@@ -1,9 +1,11 @@
 """Inference speed table (markdown): reference-style forward vs dymn eager vs every installed backend.
 
     python benchmarks/bench_inference.py [--models mn04_as,...] [--batch 1,8] [--threads 2]
-                                         [--out benchmarks/results/inference-cpu.md]
+                                         [--out benchmarks/results/inference-cpu.md] [--malloc default|tuned]
 
-Same as `dymn bench`; ms per 10 s clip, minimum over rounds; GEMM rate measured in the same run.
+Same as `dymn bench`; ms per 10 s clip, minimum over rounds; GEMM rate measured in the same run. By default the
+C allocator is left as a program using the library has it (the reference-style column then runs as the
+reference would); `dymn bench` runs with it tuned, as every dymn command (dymn.allocator).
 """
 
 import argparse
@@ -24,7 +26,14 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=None)
+    p.add_argument("--malloc", choices=["default", "tuned"], default="default",
+                   help="glibc's allocator as a program using the library has it (default), or as the dymn "
+                        "command sets it (dymn.allocator)")  # fmt: skip
     a = p.parse_args()
+    if a.malloc == "tuned":
+        from dymn.allocator import tune
+
+        tune()
     table = run_benchmark(a.models.split(","), [int(b) for b in a.batch.split(",")], threads=a.threads,
                           device=a.device, repeats=a.repeats,
                           log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import allocator
 from .errors import UsageError
 from .graph_cache import converting, touch
 
@@ -362,7 +363,8 @@ def _key(model: nn.Module, batch_size: int, int8: bool) -> str:
     # speed depends on the architecture, not on the values of the weights: a fine-tuned copy reuses the choice
     arch = json.dumps([model.arch, model.config.to_dict()], sort_keys=True, default=str)
     parts = [f"choice {CHOICE_FORMAT}", _machine(), f"threads {_threads()}", arch, f"batch {batch_size}",
-             "int8" if int8 else "fp32", json.dumps(_versions(), sort_keys=True)]  # fmt: skip
+             "int8" if int8 else "fp32", json.dumps(_versions(), sort_keys=True),
+             f"malloc {allocator.state()}"]  # fmt: skip
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 

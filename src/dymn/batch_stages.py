@@ -68,8 +68,10 @@ class _ModelWorker:
         import ray
         import torch
 
+        from .allocator import tune
         from .detection import scorer
 
+        tune()  # an actor's process is dymn's own, as the `dymn` command's is
         if threads:
             torch.set_num_threads(threads)
         # the model comes as a reference inside a list: Ray does not resolve nested references, so the actor's

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import allocator
 from .complexity import count_macs
 from .frontend import MelFrontend
 from .loader import load
@@ -238,7 +239,8 @@ def run_benchmark(
         f"(minimum over {repeats} rounds, the reference-style forward, dymn eager and every backend taking turns)"
         + (f"; float32 GEMM in the same run: {gemm:.1f} GFLOP/s" if gemm else "")
         + "; each backend in its fastest way to run a batch (torch: whole, or micro-batches of 1, 2, 4; openvino:"
-        " whole, or pieces run in parallel streams); GFLOP/s = 2 x MACs / the fastest backend's time.\n"
+        " whole, or pieces run in parallel streams); GFLOP/s = 2 x MACs / the fastest backend's time; C allocator: "
+        f"{allocator.state()} (dymn.allocator).\n"
     )
     return (
         markdown_table(rows, gemm)

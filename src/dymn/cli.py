@@ -442,7 +442,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The `dymn` command: :func:`main`, then exit without the interpreter's last garbage collection."""
+    """The `dymn` command: :func:`main` with the C allocator set for inference (:mod:`dymn.allocator`), then
+    exit without the interpreter's last garbage collection."""
+    from .allocator import tune
+
+    tune()
     status = main()
     # With PyTorch loaded, the collection at interpreter exit walks hundreds of thousands of objects: 0.3-0.4 s
     # of every command (`dymn tag one.wav`: 2.2 s -> 1.8 s). Frozen objects are skipped by it; atexit
