@@ -79,3 +79,6 @@ def test_a_new_conversion_prunes_the_cache(tmp_path, monkeypatch):
     os.utime(path, (t, t))
     assert backends.onnx_graph(model) == path  # reused, and marked as used
     assert time.time() - path.stat().st_mtime < 60
+    monkeypatch.setenv("DYMN_CACHE_MAX_GB", "lots")
+    with pytest.raises(dymn.UsageError, match="DYMN_CACHE_MAX_GB='lots'"):  # also when nothing is converted
+        backends.onnx_graph(model)

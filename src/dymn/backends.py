@@ -34,7 +34,7 @@ from torch import nn
 
 from . import allocator
 from .errors import UsageError
-from .graph_cache import converting, touch
+from .graph_cache import converting, max_bytes, touch
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 CHOICES = ("auto", *BACKENDS)
@@ -107,6 +107,7 @@ def fingerprint(model: nn.Module) -> str:
 def _cache_root() -> Path:
     from .hub import cache_dir
 
+    max_bytes()  # a bad DYMN_CACHE_MAX_GB is reported on first use, not only when a conversion happens
     return cache_dir()
 
 
