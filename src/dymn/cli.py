@@ -328,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     em = command("embed", "clip (and per-window) embeddings to an .npz file", cmd_embed)
     em.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories")
     _model_args(em)
-    em.add_argument("--out", required=True, help="output .npz (written atomically)")
+    em.add_argument("--out", "--output", "-o", dest="out", required=True,
+                    help="output .npz (written atomically; -o and --output as in the other commands)")  # fmt: skip
     em.add_argument("--timestamps", action="store_true", help="also per-window embeddings with times")
     em.add_argument("--window", type=float, default=10.0, help="window length for --timestamps (s)")
     em.add_argument("--hop", type=float, default=1.0, help="hop between windows for --timestamps (s)")
