@@ -129,6 +129,26 @@ def test_openvino_loads_its_compiled_model_from_the_cache(_own_cache):
     assert blobs() == first
 
 
+@pytest.mark.skipif("openvino" not in RUNTIMES, reason="OpenVINO is not installed ([fast] extra)")
+@pytest.mark.parametrize("name", ["mn01_as", "dymn04_as"])
+def test_openvino_static_graphs_for_10_s_clips_give_the_same_outputs(name, _own_cache, _two_threads):
+    """Batches of 10 s clips (and single clips) run on graphs made for exactly their shape; other shapes (a
+    remainder batch, another length) on the general graph: the outputs are the plain network's either way."""
+    torch.manual_seed(0)
+    model = dymn.load(name, pretrained=False).eval()
+    module = backends.compile_model(model, "openvino", micro_batch=None, batch_size=2)
+    for shape in [(2, 1, 128, 1000), (1, 1, 128, 1000), (3, 1, 128, 1000), (2, 1, 128, 600)]:
+        x = torch.randn(shape)
+        with torch.inference_mode():
+            ref, ref_emb = model(x)
+            logits, emb = module(x)
+        scale = max(1.0, float(ref.abs().max()))
+        assert float((logits - ref).abs().max()) / scale < 1e-4, shape
+        assert float((emb - ref_emb).abs().max()) < 1e-4, shape
+    made = {p.name.split("-static-")[1] for p in (_own_cache / "compiled").glob(f"{name}-*-static-*.xml")}
+    assert "2x1x128x1000.xml" in made and not any("600" in m or m.startswith("3x") for m in made)
+
+
 @needs_runtime
 def test_a_backend_that_disagrees_is_never_chosen(monkeypatch, _own_cache):
     real = backends.compile_model
