@@ -131,9 +131,10 @@ def test_openvino_loads_its_compiled_model_from_the_cache(_own_cache):
 
 @pytest.mark.skipif("openvino" not in RUNTIMES, reason="OpenVINO is not installed ([fast] extra)")
 @pytest.mark.parametrize("name", ["mn01_as", "dymn04_as"])
-def test_openvino_static_graphs_for_10_s_clips_give_the_same_outputs(name, _own_cache, _two_threads):
+def test_openvino_static_graphs_for_10_s_clips_give_the_same_outputs(name, tmp_path, monkeypatch, _two_threads):
     """Batches of 10 s clips (and single clips) run on graphs made for exactly their shape; other shapes (a
     remainder batch, another length) on the general graph: the outputs are the plain network's either way."""
+    monkeypatch.setenv("DYMN_CACHE", str(tmp_path))  # only this test's graphs
     torch.manual_seed(0)
     model = dymn.load(name, pretrained=False).eval()
     module = backends.compile_model(model, "openvino", micro_batch=None, batch_size=2)
@@ -145,8 +146,28 @@ def test_openvino_static_graphs_for_10_s_clips_give_the_same_outputs(name, _own_
         scale = max(1.0, float(ref.abs().max()))
         assert float((logits - ref).abs().max()) / scale < 1e-4, shape
         assert float((emb - ref_emb).abs().max()) < 1e-4, shape
-    made = {p.name.split("-static-")[1] for p in (_own_cache / "compiled").glob(f"{name}-*-static-*.xml")}
+    made = {p.name.split("-static-")[1] for p in (tmp_path / "compiled").glob(f"{name}-*-static-*.xml")}
     assert "2x1x128x1000.xml" in made and not any("600" in m or m.startswith("3x") for m in made)
+
+
+@pytest.mark.skipif("openvino" not in RUNTIMES, reason="OpenVINO is not installed ([fast] extra)")
+def test_a_cache_that_cannot_take_the_static_graph_runs_the_general_one(monkeypatch, tmp_path):
+    import openvino as ov
+
+    monkeypatch.setenv("DYMN_CACHE", str(tmp_path))  # a cache without the static graph yet
+
+    def full(*args, **kwargs):
+        raise RuntimeError("No space left on device")
+
+    monkeypatch.setattr(ov, "save_model", full)
+    model = dymn.load("mn01_as", pretrained=False).eval()
+    module = backends.compile_model(model, "openvino", micro_batch=None, batch_size=2)
+    x = torch.randn(2, 1, 128, 1000)
+    with torch.inference_mode():
+        assert float((module(x)[0] - model(x)[0]).abs().max()) < 1e-4
+    assert not list((tmp_path / "compiled").glob("mn01_as-*-static-*")) and not list(
+        (tmp_path / "compiled").glob(".*")
+    )  # nothing half-written
 
 
 @needs_runtime

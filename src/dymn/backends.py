@@ -199,9 +199,14 @@ def _static_graph(path: Path, shape: tuple[int, ...]) -> Path:
         model = ov.Core().read_model(str(path))
         model.reshape(list(shape))
         tmp = out.with_name(f".{out.stem}.{os.getpid()}.xml")
-        ov.save_model(model, str(tmp), compress_to_fp16=False)
-        os.replace(tmp.with_suffix(".bin"), out.with_suffix(".bin"))
-        os.replace(tmp, out)
+        try:
+            ov.save_model(model, str(tmp), compress_to_fp16=False)
+            os.replace(tmp.with_suffix(".bin"), out.with_suffix(".bin"))
+            os.replace(tmp, out)
+        except (OSError, RuntimeError):  # a read-only or full cache: the general graph still runs
+            for leftover in (tmp, tmp.with_suffix(".bin")):
+                leftover.unlink(missing_ok=True)
+            return path
     return out
 
 
