@@ -82,3 +82,17 @@ def test_a_new_conversion_prunes_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DYMN_CACHE_MAX_GB", "lots")
     with pytest.raises(dymn.UsageError, match="DYMN_CACHE_MAX_GB='lots'"):  # also when nothing is converted
         backends.onnx_graph(model)
+
+
+def test_cached_reuses_a_whole_graph_and_remakes_a_half_one(tmp_path):
+    xml = _file(tmp_path / "compiled" / "m.xml", 10, 2 * 86400)
+    made = []
+
+    def make():
+        made.append(1)
+        xml.with_suffix(".bin").write_bytes(b"w")
+        return xml
+
+    assert graph_cache.cached(tmp_path, xml, make) == xml and made == [1]  # no .bin: made again
+    assert graph_cache.cached(tmp_path, xml, make) == xml and made == [1]  # whole: reused
+    assert time.time() - xml.stat().st_mtime < 60  # and marked as used

@@ -34,7 +34,7 @@ from torch import nn
 
 from . import allocator
 from .errors import UsageError
-from .graph_cache import converting, max_bytes, touch
+from .graph_cache import cached, max_bytes
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 CHOICES = ("auto", *BACKENDS)
@@ -118,15 +118,31 @@ def onnx_graph(model: nn.Module) -> Path:
 
     v = _versions()
     path = _cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-torch{v['torch']}-{v['dymn']}.onnx"
-    if path.is_file():
-        touch(path)
-        return path
-    with converting(_cache_root()):
+
+    def make() -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:  # the TorchScript-based exporter: 10-20x faster than torch.export's, graphs as fast (measured)
             export_onnx(model, path, exporter="torchscript")
         except Exception:  # noqa: BLE001 (a PyTorch without it, or a graph it cannot take)
             export_onnx(model, path)
+        return path
+
+    return cached(_cache_root(), path, make)
+
+
+def _save_ir(model, path: Path) -> Path:
+    """Write an OpenVINO model as ``path`` (.xml) and its .bin, each replaced whole: a reader never sees half."""
+    import openvino as ov
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.xml")
+    try:
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, tmp.with_suffix(".bin")):
+            leftover.unlink(missing_ok=True)
     return path
 
 
@@ -192,22 +208,16 @@ def _static_graph(path: Path, shape: tuple[int, ...]) -> Path:
     import openvino as ov
 
     out = path.with_name(f"{path.stem}-static-{'x'.join(map(str, shape))}.xml")
-    if out.is_file() and out.with_suffix(".bin").is_file():
-        touch(out)
-        return out
-    with converting(_cache_root()):
+
+    def make() -> Path:
         model = ov.Core().read_model(str(path))
         model.reshape(list(shape))
-        tmp = out.with_name(f".{out.stem}.{os.getpid()}.xml")
         try:
-            ov.save_model(model, str(tmp), compress_to_fp16=False)
-            os.replace(tmp.with_suffix(".bin"), out.with_suffix(".bin"))
-            os.replace(tmp, out)
+            return _save_ir(model, out)
         except (OSError, RuntimeError):  # a read-only or full cache: the general graph still runs
-            for leftover in (tmp, tmp.with_suffix(".bin")):
-                leftover.unlink(missing_ok=True)
             return path
-    return out
+
+    return cached(_cache_root(), out, make)
 
 
 def _openvino(path: Path, chunk: int | None = None, streams: int = 1, frames: int | None = None,
@@ -322,10 +332,8 @@ def openvino_grouped(model: nn.Module, batch_size: int) -> Path:
     v = _versions()
     path = (_cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-grouped-b{batch_size}-"
             f"torch{v['torch']}-ov{v.get('openvino', '?')}-{v['dymn']}.xml")  # fmt: skip
-    if path.is_file() and path.with_suffix(".bin").is_file():
-        touch(path)
-        return path
-    with converting(_cache_root()):
+
+    def make() -> Path:
         module = optimize(model, channels_last=False, static_dynamic_convs=False, micro_batch=None, backend="torch")
         for m in module.modules():
             if isinstance(m, FusedDynamicConv):
@@ -339,12 +347,9 @@ def openvino_grouped(model: nn.Module, batch_size: int) -> Path:
             traced = torch.jit.trace(module, example, check_trace=False, strict=False)
             converted = ov.convert_model(traced, example_input=example,
                                          input=[ov.PartialShape([batch_size, 1, fe.n_mels, -1])])  # fmt: skip
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.xml")
-        ov.save_model(converted, str(tmp), compress_to_fp16=False)
-        os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(tmp, path)
-    return path
+        return _save_ir(converted, path)
+
+    return cached(_cache_root(), path, make)
 
 
 def _openvino_fixed_batch(path: Path, size: int, model: nn.Module, streams: int = 1):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import UsageError
@@ -57,6 +57,16 @@ def converting(root: Path) -> Iterator[None]:
     limit = max_bytes()
     yield
     prune(root, limit)
+
+
+def cached(root: Path, path: Path, make: Callable[[], Path]) -> Path:
+    """``path`` when the cache under ``root`` already holds it (an OpenVINO model with its weights), marked as
+    used; else what ``make()`` writes, inside :func:`converting`."""
+    if path.is_file() and (path.suffix != ".xml" or path.with_suffix(".bin").is_file()):
+        touch(path)
+        return path
+    with converting(root):
+        return make()
 
 
 def prune(root: Path, limit: int | None = None) -> list[Path]:

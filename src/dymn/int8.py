@@ -20,7 +20,7 @@ from torch import nn
 
 from .backends import _cache_root, _versions, choose, compile_model, fingerprint, onnx_graph
 from .errors import UsageError
-from .graph_cache import converting, touch
+from .graph_cache import cached
 
 # int8 against the fastest fp32 backend on a 2-core AVX512-VNNI CPU (benchmarks/results/int8-cpu.md): mn10
 # 2.1-2.3x, mn20 2.6-2.9x; mn04 1.2-1.9x and mn05 1.4-1.9x, whose small layers do not keep int8 units busy
@@ -90,11 +90,7 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
         return _write_int8(model, inputs, Path(path))
     v = _versions()
     path = _cache_root() / "compiled" / f"{model.info.name}-{fingerprint(model)}-int8-{digest}-{v['dymn']}.onnx"
-    if path.is_file():
-        touch(path)
-        return path
-    with converting(_cache_root()):
-        return _write_int8(model, inputs, path)
+    return cached(_cache_root(), path, lambda: _write_int8(model, inputs, path))
 
 
 def _write_int8(model: nn.Module, inputs: list[np.ndarray], path: Path) -> Path:
