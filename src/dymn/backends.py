@@ -261,11 +261,16 @@ def _openvino(path: Path, chunk: int | None = None, streams: int = 1, frames: in
             return compiled[(kind, graph)]
 
     def requests(kind: str, shape: tuple[int, ...], count: int) -> list:
-        mine = local.__dict__.setdefault("reqs", {})
-        model = get(kind, shape)
-        if id(model) not in mine:
-            mine[id(model)] = [model.create_infer_request() for _ in range(count)]
-        return mine[id(model)]
+        # this thread's requests, one set per compiled model (shapes on the general graph share it); found by
+        # input shape without the lock after the first call
+        by_shape = local.__dict__.setdefault("by_shape", {})
+        if (kind, shape) not in by_shape:
+            model = get(kind, shape)
+            by_model = local.__dict__.setdefault("by_model", {})
+            if id(model) not in by_model:
+                by_model[id(model)] = [model.create_infer_request() for _ in range(count)]
+            by_shape[(kind, shape)] = by_model[id(model)]
+        return by_shape[(kind, shape)]
 
     def one(arr: np.ndarray):
         out = requests("latency", arr.shape, 1)[0].infer({0: arr})
