@@ -81,7 +81,7 @@ def main() -> None:
         return
     torch.set_num_threads(a.threads)
     import dymn
-    from dymn.detection import Detector
+    from dymn.inference.detection import Detector
 
     work = Path(tempfile.mkdtemp(prefix="dymn-detect-"))
     sr, n = 16000, int(a.minutes * 60 * 16000)

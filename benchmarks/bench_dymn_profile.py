@@ -21,8 +21,8 @@ from collections import defaultdict
 import torch
 
 import dymn
-from dymn.bench import time_call
-from dymn.optimized import FastContextGen, FastCoordAtt, FastDyReLU, FusedDynamicConv
+from dymn.runtime.fusion import FastContextGen, FastCoordAtt, FastDyReLU, FusedDynamicConv
+from dymn.util.timing import time_call
 
 
 def part_of(module: torch.nn.Module, name: str) -> str | None:
@@ -79,7 +79,7 @@ def openvino_profile(model_name: str, batch: int, threads: int, repeats: int = 5
     """ms per clip by OpenVINO layer type (as it executed them: fused layers count once), and the wall time."""
     import openvino as ov
 
-    from dymn import backends
+    from dymn.runtime import backends
 
     torch.manual_seed(0)
     path = backends.openvino_grouped(dymn.load(model_name, pretrained=False), batch)

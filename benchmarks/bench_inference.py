@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from dymn.bench import run_benchmark
+from dymn.runtime.bench import run_benchmark
 
 
 def main() -> int:
@@ -31,7 +31,7 @@ def main() -> int:
                         "command sets it (dymn.allocator)")  # fmt: skip
     a = p.parse_args()
     if a.malloc == "tuned":
-        from dymn.allocator import tune
+        from dymn.util.allocator import tune
 
         tune()
     table = run_benchmark(a.models.split(","), [int(b) for b in a.batch.split(",")], threads=a.threads,

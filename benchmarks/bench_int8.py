@@ -43,12 +43,12 @@ def _clips():
 
 def accuracy(threads: int) -> str:
     import dymn
-    from dymn.audio import load_audio
+    from dymn.audio.io import load_audio
 
     model = dymn.load("mn04_as", weights=SHARED / "weights" / "mn04_as_mAP_432.pt")
     calib, digits, samples = _clips()
     start = time.perf_counter()
-    from dymn.int8 import int8_model
+    from dymn.runtime.int8 import int8_model
 
     # the one real checkpoint here is narrower than int8 is offered for: what quantization does to real weights
     int8 = int8_model(model, [str(p) for p in calib], any_width=True)
@@ -85,9 +85,9 @@ def accuracy(threads: int) -> str:
 
 def speed(models: list[str], threads: int) -> str:
     import dymn
-    from dymn import backends
-    from dymn.bench import time_calls
-    from dymn.int8 import quantize
+    from dymn.runtime import backends
+    from dymn.runtime.int8 import quantize
+    from dymn.util.timing import time_calls
 
     calib, _, _ = _clips()
     calib = [str(p) for p in calib[:40]]

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 import dymn
-from dymn.bench import time_call
-from dymn.optimized import optimize
+from dymn.runtime.api import optimize
+from dymn.util.timing import time_call
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -113,7 +113,7 @@ def release_cache(tmp_path_factory, monkeypatch):
         import dataclasses
         import shutil
 
-        import dymn.registry
+        import dymn.hub.registry
 
         for n in names:
             cfg = dymn.get_pretrained_cfg(n)
@@ -121,7 +121,7 @@ def release_cache(tmp_path_factory, monkeypatch):
                 shutil.copy(REAL_WEIGHTS, cache / cfg.filename)  # the real file passes its published sha256
                 continue
             if cfg.sha256 is not None:  # a stand-in cannot match a published sha256
-                monkeypatch.setitem(dymn.registry._REGISTRY, cfg.name, dataclasses.replace(cfg, sha256=None))
+                monkeypatch.setitem(dymn.hub.registry._REGISTRY, cfg.name, dataclasses.replace(cfg, sha256=None))
             stand_in_release(cache, n)
         return cache
 

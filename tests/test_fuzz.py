@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import dymn  # noqa: E402
-from dymn.audio import read_audio  # noqa: E402
-from dymn.checkpoint import CHECKPOINT_FORMAT, load_checkpoint  # noqa: E402
+from dymn.audio.io import read_audio  # noqa: E402
+from dymn.models.checkpoint import CHECKPOINT_FORMAT, load_checkpoint  # noqa: E402
 
 
 def fuzz(n: int):
@@ -131,4 +131,4 @@ def test_checkpoint_loader_mutated_bytes(tmp_path, data):
 
 def test_metadata_round_trips_as_json():
     meta = json.loads(json.dumps({"arch": "mn", "arch_config": {"width_mult": 0.1}, "frontend": {}}))
-    assert dymn.checkpoint.validate_meta(meta, "x")["arch"] == "mn"
+    assert dymn.models.checkpoint.validate_meta(meta, "x")["arch"] == "mn"

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 import dymn
-from dymn.cli import build_parser, main
+from dymn.cli.main import build_parser, main
 
 from .conftest import AUDIO, REAL_WEIGHTS, ROOT
 from .train.tinydata import tone

@@ -4,14 +4,29 @@ Start with :func:`dymn.load` (any name, file or ensemble -> a model under one co
 and :class:`dymn.Tagger` (waveforms and files -> probabilities).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-from .audio import load_audio
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .detection import Detection, Detector, detect
-from .embedding import Embeddings, embed
-from .ensemble import Ensemble
-from .errors import (
+from ._version import __version__ as __version__
+from .audio.frontend import FrontendConfig, MelFrontend
+from .audio.io import load_audio
+from .hub.loader import DEFAULT_MODEL, load
+from .hub.registry import get_pretrained_cfg, list_models
+from .inference.detection import Detection, Detector, detect
+from .inference.embedding import Embeddings, embed
+from .inference.events import Event, EventConfig, detect_events
+from .inference.scoring import timeline
+from .inference.tagging import Tag, Tagger, TagResult
+from .inference.timelines import Timeline, plot_timeline
+from .models.checkpoint import Checkpoint, load_checkpoint
+from .models.configs import DyMNConfig, FrameMNConfig, MNConfig
+from .models.dymn import DyMN
+from .models.ensemble import Ensemble
+from .models.info import AudioModel, ModelInfo
+from .models.labels import audioset_labels, audioset_strong_labels
+from .models.mn import MN
+from .models.network import save_checkpoint
+from .models.pretrained import PretrainedCfg
+from .models.sed import FrameMN
+from .runtime.api import optimize
+from .util.errors import (
     AudioError,
     DataError,
     DownloadError,
@@ -23,22 +38,6 @@ from .errors import (
     UsageError,
     WeightsError,
 )
-from .frontend import FrontendConfig, MelFrontend
-from .inference import Tag, Tagger, TagResult
-from .labels import audioset_labels, audioset_strong_labels
-from .loader import DEFAULT_MODEL, load
-from .model import AudioModel, ModelInfo
-from .models.dymn import DyMN, DyMNConfig
-from .models.mn import MN, MNConfig
-from .models.sed import FrameMN, FrameMNConfig
-from .optimized import optimize
-from .registry import PretrainedCfg, get_pretrained_cfg, list_models
-from .timelines import Event, EventConfig, Timeline, detect_events, plot_timeline, timeline
-
-try:
-    __version__ = version("dymn")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -2,8 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dymn.models.configs import DyMNConfig
 from dymn.models.dy_blocks import DynamicConv, DyReLUB
-from dymn.models.dymn import DyMN, DyMNConfig
+from dymn.models.dymn import DyMN
 
 
 def test_context_dims_match_spec():

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from dymn.models.configs import MNConfig
 from dymn.models.layers import make_divisible
-from dymn.models.mn import MN, MNConfig
+from dymn.models.mn import MN
 
 
 def _run(model, frames=100, n_mels=128, batch=2):

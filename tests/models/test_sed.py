@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import dymn
-from dymn.frontend import FrontendConfig, MelFrontend
-from dymn.models.sed import FrameMN, FrameMNConfig, remap_keys
+from dymn.audio.frontend import FrontendConfig, MelFrontend
+from dymn.models.configs import FrameMNConfig
+from dymn.models.sed import FrameMN, remap_keys
 
 from ..conftest import FIXTURES, need
 

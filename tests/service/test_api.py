@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dymn.cli import main
+from dymn.cli.main import main
 
 httpx = pytest.importorskip("httpx")
 

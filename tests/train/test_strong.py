@@ -126,7 +126,7 @@ def test_strong_task_refuses_what_does_not_fit(strong_set, tmp_path):
 
 
 def test_cli_finetune_strong(strong_set, tmp_path, capsys):
-    from dymn.cli import main
+    from dymn.cli.main import main
 
     out = tmp_path / "cli"
     rc = main(["finetune", "strong", "--data", str(strong_set), "--model", "fmn04", "--from-scratch", "--epochs", "1",

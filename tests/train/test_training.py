@@ -101,7 +101,7 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path):
 
 
 def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
-    from dymn.cli import main
+    from dymn.cli.main import main
 
     data = write_folder(tmp_path / "data")
     base = ["finetune", "folder", "--data", str(data), "--model", "mn", "--width-mult", "0.1", "--out",
@@ -188,7 +188,7 @@ def test_layer_wise_lr_decay_groups():
 
 
 def test_too_few_clips_per_class_is_clear_before_training(tmp_path, capsys):
-    from dymn.cli import main
+    from dymn.cli.main import main
 
     data = tmp_path / "few"
     for c in ("a", "b", "c"):
@@ -202,7 +202,7 @@ def test_too_few_clips_per_class_is_clear_before_training(tmp_path, capsys):
 
 
 def test_empty_class_folder_is_an_error(tmp_path, capsys):
-    from dymn.cli import main
+    from dymn.cli.main import main
 
     data = write_folder(tmp_path / "data")
     (data / "empty").mkdir()
@@ -211,7 +211,7 @@ def test_empty_class_folder_is_an_error(tmp_path, capsys):
 
 
 def test_class_list_round_trips_into_tag(tmp_path, capsys):
-    from dymn.cli import main
+    from dymn.cli.main import main
 
     data = write_folder(tmp_path / "data")
     cfg, dm = _setup("folder", data, "mn", {**TINY, "epochs": 1})
@@ -228,7 +228,7 @@ def test_class_list_round_trips_into_tag(tmp_path, capsys):
 
 
 def test_esc50_and_cli_finetune(tmp_path, capsys):
-    from dymn.cli import main
+    from dymn.cli.main import main
 
     root = write_esc50(tmp_path / "esc")
     td = read_task("esc50", root, DataConfig(clip_seconds=0.5, fold=1, cache_dir=str(tmp_path / "cache")))
@@ -246,7 +246,7 @@ def test_esc50_and_cli_finetune(tmp_path, capsys):
 
 def test_cli_run_reports_each_epoch_in_a_redirected_log(tmp_path, capsys):
     # finding 11: per-epoch lines and a summary without a progress bar; no library advertisements
-    from dymn.cli import main
+    from dymn.cli.main import main
 
     data = write_folder(tmp_path / "data")
     rc = main(["finetune", "folder", "--data", str(data), "--model", "mn", "--width-mult", "0.1", "--out",
@@ -262,7 +262,7 @@ def test_cli_run_reports_each_epoch_in_a_redirected_log(tmp_path, capsys):
 
 
 def test_bad_input_is_clear(tmp_path, capsys):
-    from dymn.cli import main
+    from dymn.cli.main import main
 
     base = ["--model", "mn", "--width-mult", "0.1", "--out", str(tmp_path / "r"), "--no-progress"]
     assert main(["finetune", "folder", "--data", str(tmp_path / "missing")] + base) == 1  # input, not usage
@@ -334,7 +334,7 @@ def test_bf16_mixed_precision_dymn(tmp_path):
 
 def test_frozen_backbone_head_on_embeddings_equals_the_network(tmp_path):
     # the fast path of --freeze-backbone (the classifier on embeddings computed once) is the same function
-    from dymn.frontend import MelFrontend
+    from dymn.audio.frontend import MelFrontend
     from dymn.train.module import TaggingModule
 
     model = _mn(2).eval()

@@ -14,8 +14,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ..audio import load_audio, resample, to_mono
-from ..errors import AudioError, DataError  # noqa: F401 (DataError is re-exported)
+from ..audio.io import load_audio, resample, to_mono
+from ..util.errors import AudioError, DataError  # noqa: F401 (DataError is re-exported)
 
 
 def decode_bytes(data: bytes, sample_rate: int = 32000) -> np.ndarray:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import AUDIO_EXTENSIONS
-from ..errors import AudioError
+from ..audio.io import AUDIO_EXTENSIONS
+from ..util.errors import AudioError
 from .common import AudioCache, DataError, WaveAugment, decode_bytes, item_rng, pad_or_crop
 
 
@@ -214,7 +214,7 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def _check_files_exist(paths: list[Path], source: str) -> None:
+def check_files_exist(paths: list[Path], source: str) -> None:
     missing = [p for p in paths if not p.is_file()]
     if missing:
         shown = ", ".join(str(p) for p in missing[:3])
@@ -236,7 +236,7 @@ def esc50_split(root: Path, fold: int) -> tuple[dict, dict, list[str]]:
         split[part][0].append(audio / r["filename"])
         split[part][1].append(int(r["target"]))
     for part in split.values():
-        _check_files_exist(part[0], str(meta))
+        check_files_exist(part[0], str(meta))
     train, test = ({"paths": p, "targets": _one_hot(t, len(labels))} for p, t in split.values())
     return train, test, labels
 
@@ -252,7 +252,7 @@ def dcase20_split(root: Path) -> tuple[dict, dict, list[str]]:
         setup = _require(root / "evaluation_setup" / name, f"DCASE2020 split file ({name})")
         files = [r["filename"] for r in csv.DictReader(open(setup, newline=""), delimiter="\t")]
         paths = [root / f for f in files]
-        _check_files_exist(paths, str(setup))
+        check_files_exist(paths, str(setup))
         parts.append({"paths": paths, "targets": _one_hot([scene[f] for f in files], len(labels))})
     return parts[0], parts[1], labels
 
@@ -344,5 +344,5 @@ def _read_label_csv(path: Path) -> list[tuple[Path, list[str]]]:
                 for r in reader]  # fmt: skip
     if not rows:
         raise DataError(f"{path}: no rows")
-    _check_files_exist([p for p, _ in rows], str(path))
+    check_files_exist([p for p, _ in rows], str(path))
     return rows

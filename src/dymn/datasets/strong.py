@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import AudioCache, DataError
-from .sets import ClipDataset, _check_files_exist
+from .sets import ClipDataset, check_files_exist
 
 Events = list[tuple[float, float, int]]  # (onset, offset, class index)
 
@@ -51,7 +51,7 @@ def read_strong_tsv(path: Path) -> list[tuple[Path, list[tuple[float, float, str
     if not files:
         raise DataError(f"{path}: no rows (expected filename, onset, offset, event_label)")
     out = [(path.parent / name, evs) for name, evs in files.items()]
-    _check_files_exist([p for p, _ in out], str(path))
+    check_files_exist([p for p, _ in out], str(path))
     return out
 
 

@@ -2,59 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import torch
 from torch import nn
 
-from ..model import NetworkMixin
+from .configs import DyMNConfig
 from .dy_blocks import DYBlock, DynamicConv
-from .heads import HEAD_TYPES, make_head
+from .heads import make_head
 from .layers import ConvNormAct, block_table, flatten_outputs, init_weights, make_divisible
 from .mn import InvertedResidual
-
-DY_BLOCK_MODES = ("all", "replace_se")
-
-
-@dataclass
-class DyMNConfig:
-    """Architecture options of DyMN, named as in the reference ``get_model``."""
-
-    width_mult: float = 1.0
-    num_classes: int = 527
-    strides: tuple[int, int, int, int] = field(default=(2, 2, 2, 2))
-    context_ratio: int = 4
-    max_context_size: int = 128
-    min_context_size: int = 32
-    dyrelu_k: int = 2
-    no_dyrelu: bool = False
-    dyconv_k: int = 4
-    no_dyconv: bool = False
-    T_max: float = 30.0
-    T_min: float = 1.0
-    T0_slope: float = 1.0
-    T1_slope: float = 0.02
-    no_ca: bool = False
-    use_dy_blocks: str = "all"
-    head_type: str = "mlp"
-
-    def __post_init__(self) -> None:
-        self.strides = tuple(int(s) for s in self.strides)  # type: ignore[assignment]
-        if self.use_dy_blocks not in DY_BLOCK_MODES:
-            raise ValueError(f"use_dy_blocks must be one of {DY_BLOCK_MODES}, got {self.use_dy_blocks!r}")
-        if self.head_type not in HEAD_TYPES:
-            raise ValueError(f"head_type must be one of {HEAD_TYPES}, got {self.head_type!r}")
-        if self.num_classes < 1:
-            raise ValueError(f"num_classes must be at least 1, got {self.num_classes}")
-        if self.dyconv_k < 1 or self.dyrelu_k < 1:
-            raise ValueError("dyconv_k and dyrelu_k must be at least 1")
-        if self.T0_slope <= 0:
-            raise ValueError("T0_slope must be positive")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["strides"] = list(self.strides)
-        return d
+from .network import NetworkMixin
 
 
 def context_dim(exp_ch: int, cfg: DyMNConfig) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-HEAD_TYPES = ("mlp", "fully_convolutional", "multihead_attention_pooling")
+from .configs import HEAD_TYPES
 
 
 class MultiHeadAttentionPooling(nn.Module):

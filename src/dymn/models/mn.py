@@ -2,61 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import torch
 from torch import nn
 
-from ..model import NetworkMixin
-from .heads import HEAD_TYPES, make_head
-from .layers import (
-    BlockSpec,
-    ConvNormAct,
-    block_table,
-    conv_out_size,
-    flatten_outputs,
-    init_weights,
-    make_divisible,
-)
-
-SE_AGGREGATIONS = ("max", "avg", "add", "min")
-_SE_AXES = {"c": 1, "f": 2, "t": 3}
-
-
-@dataclass
-class MNConfig:
-    """Architecture options of MN, named as in the reference ``get_model``."""
-
-    width_mult: float = 1.0
-    num_classes: int = 527
-    head_type: str = "mlp"
-    multihead_attention_heads: int = 4
-    se_dims: str = "c"
-    se_agg: str = "max"
-    se_r: int = 4
-    strides: tuple[int, int, int, int] = field(default=(2, 2, 2, 2))
-    input_dim_f: int = 128
-    input_dim_t: int = 1000
-    reduced_tail: bool = False
-    dilated: bool = False
-
-    def __post_init__(self) -> None:
-        self.strides = tuple(int(s) for s in self.strides)  # type: ignore[assignment]
-        if self.se_dims in (None, "", "none"):
-            self.se_dims = "none"
-        elif any(c not in _SE_AXES for c in self.se_dims) or len(set(self.se_dims)) != len(self.se_dims):
-            raise ValueError(f"se_dims must be letters from 'c', 'f', 't' or 'none', got {self.se_dims!r}")
-        if self.se_agg not in SE_AGGREGATIONS:
-            raise ValueError(f"se_agg must be one of {SE_AGGREGATIONS}, got {self.se_agg!r}")
-        if self.head_type not in HEAD_TYPES:
-            raise ValueError(f"head_type must be one of {HEAD_TYPES}, got {self.head_type!r}")
-        if self.num_classes < 1:
-            raise ValueError(f"num_classes must be at least 1, got {self.num_classes}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["strides"] = list(self.strides)
-        return d
+from .configs import SE_AXES, MNConfig
+from .heads import make_head
+from .layers import BlockSpec, ConvNormAct, block_table, conv_out_size, flatten_outputs, init_weights, make_divisible
+from .network import NetworkMixin
 
 
 class SqueezeExcitation(nn.Module):
@@ -91,7 +43,7 @@ class ConcurrentSEBlock(nn.Module):
     def __init__(self, dims: dict[str, int], se_dims: str, se_r: int, agg: str):
         super().__init__()
         self.conc_se_layers = nn.ModuleList(
-            SqueezeExcitation(dims[d], make_divisible(dims[d] // se_r, 8), _SE_AXES[d]) for d in se_dims
+            SqueezeExcitation(dims[d], make_divisible(dims[d] // se_r, 8), SE_AXES[d]) for d in se_dims
         )
         self.agg = agg
 

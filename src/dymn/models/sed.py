@@ -9,41 +9,18 @@ Transformer, a bidirectional GRU or a minGRU/attention hybrid, and mapped to cla
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import NetworkMixin
+from .configs import FrameMNConfig
 from .layers import ConvNormAct, block_table
 from .mn import ConcurrentSEBlock
+from .network import NetworkMixin
 
 # (frequency, time) stride of each of the 15 inverted-residual blocks (spec section 3)
 FRAME_STRIDES = ((1, 1), (2, 2), (2, 1), (1, 1), (1, 1), (2, 1), (1, 1), (2, 1), (1, 1), (1, 1), (2, 1),
                  (1, 1), (1, 1), (1, 1), (2, 1))  # fmt: skip
-SEQ_TYPES = ("tf", "gru", "hybrid")
-SEQ_LEN = 250
-N_CLASSES = 447
-
-
-@dataclass
-class FrameMNConfig:
-    width_mult: float = 1.0
-    seq_model_type: str | None = None  # None, "tf", "gru" or "hybrid"
-    seq_model_dim: int | None = None
-    seq_model_layers: int = 2
-    num_classes: int = N_CLASSES
-    seq_len: int = SEQ_LEN
-
-    def __post_init__(self) -> None:
-        if self.seq_model_type not in (None, *SEQ_TYPES):
-            raise ValueError(f"seq_model_type must be one of {SEQ_TYPES} or None, got {self.seq_model_type!r}")
-        if self.seq_model_type is not None and not self.seq_model_dim:
-            raise ValueError("a sequence model needs seq_model_dim")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class FrameInvertedResidual(nn.Module):

@@ -66,7 +66,7 @@ def create_app(core: ServiceCore):
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException
 
-    from .. import __version__
+    from .._version import __version__
 
     # no /docs: its page loads scripts from a CDN, and the service must work offline (the schema is there)
     app = FastAPI(title="dymn", version=__version__, docs_url=None, redoc_url=None,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import AudioError, DymnError
+from ..util.errors import AudioError, DymnError
 
 API_VERSION = "v1"
 
@@ -102,9 +102,9 @@ class ServiceCore:
 
     def __init__(self, model=None, weights: str | None = None, limits: Limits | None = None, batching: bool = True,
                  device: str = "cpu", backend: str | None = None):  # fmt: skip
-        from ..detection import Detector
-        from ..inference import Tagger
-        from ..loader import DEFAULT_MODEL, load
+        from ..hub.loader import DEFAULT_MODEL, load
+        from ..inference.detection import Detector
+        from ..inference.tagging import Tagger
 
         net = model if model is not None and not isinstance(model, str) else load(
             model or (None if weights else DEFAULT_MODEL), weights=weights, device=device)  # fmt: skip
@@ -133,7 +133,7 @@ class ServiceCore:
 
     # --- decoding -------------------------------------------------------------------------------------
     def _decode_file(self, path: str, name: str, stream: bool) -> tuple[np.ndarray | None, float]:
-        from ..audio import audio_info, read_audio
+        from ..audio.io import audio_info, read_audio
 
         try:
             info = audio_info(path)
@@ -176,7 +176,7 @@ class ServiceCore:
                                 f"serve --model fmn10_tf256); /{API_VERSION}/timeline gives its events")  # fmt: skip
 
     async def tag(self, data: bytes, name: str, top_k: int = 10) -> dict:
-        from ..inference import TagResult, top_tags
+        from ..inference.tagging import TagResult, top_tags
 
         self._needs("clip", "tags")
         wave, duration = await self._with_file(data, name, lambda p: self._decode_file(p, name, False))
@@ -198,7 +198,9 @@ class ServiceCore:
                        threshold=0.5, median: int | None = None, top_k: int = 10) -> dict:  # fmt: skip
         """Windows (a detector: its 40 ms frames, unless a window or hop is given) and events; ``median``
         defaults to 3 windows, or the reference's 9 frames for a detector's frames."""
-        from ..timelines import EventConfig, check_window_hop, detect_events, timeline
+        from ..inference.events import EventConfig, detect_events
+        from ..inference.scoring import timeline
+        from ..inference.timelines import check_window_hop
 
         frames = self.detector is not None and window is None and hop is None
         try:

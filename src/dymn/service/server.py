@@ -7,7 +7,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from ..errors import UsageError, require
+from ..util.errors import UsageError, require
 from .core import Limits
 
 ENGINES = ("uvicorn", "ray")
@@ -67,7 +67,7 @@ def serve(config: ServeConfig) -> None:
         return _serve_ray(config)
     import uvicorn
 
-    from .. import errors
+    from ..util import errors
 
     # load the model once here first: a bad --model or --weights fails with one line, before binding the port
     app = build_app(config)
@@ -92,7 +92,7 @@ def _serve_ray(config: ServeConfig) -> None:
     import ray
     from ray import serve as rs
 
-    from ..raycluster import check_address, connect
+    from ..util.raycluster import check_address, connect
 
     check_address(config.address)
     build_app(config)  # fails here, with one line, for a bad model

@@ -104,7 +104,7 @@ class EmbeddingDataset(torch.utils.data.Dataset):
     @classmethod
     @torch.inference_mode()
     def of(cls, model: torch.nn.Module, dataset, batch_size: int = 32, num_workers: int = 0) -> EmbeddingDataset:
-        from ..frontend import MelFrontend
+        from ..audio.frontend import MelFrontend
 
         frontend = MelFrontend.from_config(model.info.frontend).eval()
         was_training = model.training

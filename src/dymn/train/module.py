@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from ..frontend import MelFrontend
+from ..audio.frontend import MelFrontend
 from .config import TrainConfig
 from .losses import kd_loss, label_loss, mix, mixup_lambdas
 from .metrics import summarize
@@ -172,7 +172,7 @@ class TaggingModule(L.LightningModule):
                                                    "interval": "epoch"}}  # fmt: skip
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from ..checkpoint import checkpoint_meta
+        from ..models.checkpoint import checkpoint_meta
 
         checkpoint["dymn"] = {"meta": checkpoint_meta(self.model), "train_config": self.cfg.to_dict(),
                               "multilabel": self.multilabel}  # fmt: skip
@@ -192,7 +192,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     half-written file, and the previous checkpoint stays intact."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        from ..atomic import atomic_write
+        from ..util.atomic import atomic_write
 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(Path(path), lambda tmp: torch.save(checkpoint, tmp))

@@ -96,11 +96,11 @@ def adapt_to_data(cfg: TrainConfig, n_train: int, arch: str, explicit: set[str])
 def _recipe_values(task: str, arch: str, recipe: str | None) -> dict:
     recipe = recipe or DEFAULT_RECIPE.get(task, task)
     if task not in TASKS:
-        from ..errors import UsageError
+        from ..util.errors import UsageError
 
         raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if recipe not in RECIPE_NAMES:
-        from ..errors import UsageError
+        from ..util.errors import UsageError
 
         raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPE_NAMES)}")
     merged = recipe_defaults(task if recipe == "auto" else recipe, arch)
@@ -130,7 +130,7 @@ def train_config(task: str, arch: str, n_train: int, overrides: dict | None = No
     given = _given(overrides)
     unknown = set(given) - _TRAIN_FIELDS - _DATA_FIELDS
     if unknown:
-        from ..errors import UsageError
+        from ..util.errors import UsageError
 
         raise UsageError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
     merged = {**_recipe_values(task, arch, recipe), **given}

@@ -107,7 +107,7 @@ class EpochReport(L.Callback):
             if self.best is None or val > self.best[0]:
                 self.best = (val, epoch)
                 if self.out_dir is not None and trainer.is_global_zero:
-                    from ..checkpoint import save_checkpoint
+                    from ..models.network import save_checkpoint
 
                     save_checkpoint(pl_module.model, self.out_dir / "model_best.pt")
             parts.append(f"val {self.key} {val:.4f} (best {self.best[0]:.4f}, epoch {self.best[1]})")

@@ -29,7 +29,7 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from ..checkpoint import save_checkpoint
+    from ..models.network import save_checkpoint
     from .module import AtomicCheckpointIO, TaggingModule, seed_all
     from .report import ResumableCSVLogger, trainer_is_rank_zero
 
@@ -88,7 +88,7 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
 
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    from ..atomic import write_text
+    from ..util.atomic import write_text
     from .report import EpochReport, describe_run, run_config
 
     report = EpochReport(td.multilabel, out, cfg.val_every)
@@ -124,7 +124,7 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
 
 def _check_resume(last: Path) -> tuple[int, list[str] | None]:
     """The epoch a run's last checkpoint finished and its classes; a clear error if it cannot be read."""
-    from ..errors import first_line
+    from ..util.errors import first_line
 
     try:
         state = torch.load(last, map_location="cpu", weights_only=True)
@@ -148,8 +148,8 @@ def evaluate(task: str, data: str | os.PathLike, model: torch.nn.Module, setting
     from tqdm.auto import tqdm
 
     from ..datasets.common import EpochSampler, collate
-    from ..inference import Tagger
-    from ..model import ModelInfo
+    from ..inference.tagging import Tagger
+    from ..models.info import ModelInfo
     from .metrics import summarize
 
     td = read_task(task, data, data_config(task, settings), train=False)

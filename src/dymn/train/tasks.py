@@ -55,7 +55,7 @@ def read_task(task: str, data: str | os.PathLike, cfg: DataConfig, seed: int = 0
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if cfg.cache_dir is None:
-        from ..hub import cache_dir
+        from ..util.cache import cache_dir
 
         cfg = dataclasses.replace(cfg, cache_dir=str(cache_dir() / "audio"))
     if task in ("audioset", "fsd50k", "openmic"):
@@ -116,8 +116,8 @@ def _file_task(task: str, root: Path, cfg: DataConfig, seed: int, train: bool) -
 def _readable(split: dict, skipped: list[str]) -> dict:
     """The split without the files whose headers cannot be read (each named in ``skipped``), with the
     duration of each file kept (``seconds``)."""
-    from ..audio import audio_info
-    from ..errors import AudioError
+    from ..audio.io import audio_info
+    from ..util.errors import AudioError
 
     keep, seconds = [], []
     for i, p in enumerate(split["paths"]):
@@ -138,8 +138,8 @@ def _strong_task(tr: dict, te: dict, labels: list[str], cfg: DataConfig, seed: i
     import dataclasses
 
     from ..datasets.strong import StrongDataset
-    from ..models.sed import SEQ_LEN
-    from ..registry import SED_FRONTEND
+    from ..hub.registry import SED_FRONTEND
+    from ..models.configs import SEQ_LEN
 
     if cfg.clip_seconds not in ("auto", None, 10, 10.0):
         raise DataError(f"the strong task trains on 10 s chunks (what the detectors see); got clip_seconds "
@@ -157,7 +157,7 @@ def _strong_task(tr: dict, te: dict, labels: list[str], cfg: DataConfig, seed: i
 
 
 def _hdf5_task(task, root: Path, cfg: DataConfig, seed: int, train: bool) -> TaskData:
-    from ..labels import audioset_names
+    from ..models.labels import audioset_names
 
     if cfg.clip_seconds == "auto":
         import dataclasses

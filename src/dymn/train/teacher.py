@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..datasets.common import DataError
+from ..util.errors import UsageError
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -76,14 +77,18 @@ class OnlineTeacher(nn.Module):
     def __init__(self, models: list | str, temperature: float = 1.0):
         """``models``: registry names ("a,b" or a list; released weights) or ready models."""
         super().__init__()
-        from ..ensemble import Ensemble
-        from ..loader import load
+        from ..hub.loader import load
+        from ..models.ensemble import Ensemble
+        from ..models.network import is_network
+        from ..runtime.api import optimize
 
         model = load(models) if isinstance(models, str) or all(isinstance(m, str) for m in models) else None
         if model is None:
-            model = Ensemble(models)
+            model = Ensemble([optimize(m) if is_network(m) else m for m in models])
         # a single network becomes a one-member ensemble: the teacher takes waveforms, with its own frontend
-        self.ensemble = (model if model.info.input == "waveform" else Ensemble([model])).eval()
+        if model.info.input != "waveform":
+            model = Ensemble([optimize(model) if is_network(model) else model])
+        self.ensemble = model.eval()
         for p in self.ensemble.parameters():
             p.requires_grad_(False)
         self.temperature = temperature
@@ -95,3 +100,13 @@ class OnlineTeacher(nn.Module):
     def forward(self, ids, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, _ = self.ensemble(wave)
         return torch.sigmoid(logits / self.temperature), torch.ones(len(wave), dtype=torch.bool, device=wave.device)
+
+
+def make_teacher(logits: str | None, index: str | None, names: str | None, temperature: float) -> nn.Module | None:
+    """The knowledge-distillation teacher a run asks for: a logits table (``logits`` with its clip ``index``), an
+    online ensemble of registry models (``names``), or None."""
+    if bool(logits) != bool(index):
+        raise UsageError("--teacher-logits and --teacher-index go together")
+    if logits:
+        return LogitsTable(logits, index, temperature)
+    return OnlineTeacher(names, temperature) if names else None

@@ -1,0 +1,1 @@
+"""Audio in, log-mels out: decoding (:mod:`.io`) and the mel frontend (:mod:`.frontend`)."""

@@ -1,0 +1,271 @@
+"""Audio input: decode any soundfile-readable file to mono float32 at the model's sample rate."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from ..util.errors import AudioError
+
+# Extensions picked up when a directory is searched for audio (files named explicitly are always tried).
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
+)
+
+
+# A decoder that reads fewer frames than the header declares by more than this is reported (corrupt middle,
+# cut-off copy); compressed formats may estimate their length slightly.
+_SHORT_TOLERANCE = (0.02, 0.1)  # fraction, seconds
+# Sample values beyond this are not audio (float files hold about +-1); their spectra would overflow.
+MAX_SAMPLE_VALUE = 1e6
+SAMPLE_RATES = (1000, 768_000)
+_BLOCK_SECONDS = 1  # small blocks: a decoder error loses at most one block of a damaged file
+
+
+class AudioWarning(UserWarning):
+    """Audio that was decoded, but not all of it (the message says how much)."""
+
+
+@dataclass
+class Decoded:
+    """A decoded file: mono float32 ``wave`` at the requested rate, and ``note`` if something was off."""
+
+    wave: np.ndarray
+    note: str | None = None
+
+
+def _reason(exc: Exception) -> str:
+    msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    # libsndfile prefixes its messages with the path (or a file object), which we print ourselves
+    return re.sub(r"^Error opening .*?:\s*", "", msg).rstrip(".")
+
+
+def _check_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not os.path.exists(p):
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
+    if not p.is_file():
+        raise AudioError(f"{p}: not a regular file")
+    if p.stat().st_size == 0:
+        raise AudioError(f"{p}: empty file")
+    return p
+
+
+@contextlib.contextmanager
+def _open(path: str | os.PathLike):
+    """A SoundFile on a file object: works for any file name (libsndfile's own open needs UTF-8 names)."""
+    p = _check_path(path)
+    with open(p, "rb") as raw:
+        try:
+            f = sf.SoundFile(raw)
+        except Exception as exc:  # soundfile raises several types for undecodable input
+            raise AudioError(f"{p}: not a readable audio file ({_reason(exc)})") from None
+        with f:
+            if not SAMPLE_RATES[0] <= f.samplerate <= SAMPLE_RATES[1]:
+                raise AudioError(f"{p}: declares a sample rate of {f.samplerate} Hz, not an audio rate "
+                                 f"({SAMPLE_RATES[0]}-{SAMPLE_RATES[1]} Hz)")  # fmt: skip
+            if not 1 <= f.channels <= 64:
+                raise AudioError(f"{p}: declares {f.channels} channels")
+            _check_truncated(p, f)
+            yield p, f
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Sample rate, channels and frames of a file without decoding it (raises AudioError)."""
+    with _open(path) as (_, f):
+        return AudioInfo(f.samplerate, f.channels, f.frames)
+
+
+@dataclass
+class AudioInfo:
+    samplerate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.samplerate
+
+
+_TRUNCATED = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _check_truncated(p: Path, f: sf.SoundFile) -> None:
+    # libsndfile silently reads what is there; its header log tells a cut-off download or copy
+    m = _TRUNCATED.search(f.extra_info or "")
+    if m and int(m.group(2)) < int(m.group(1)):
+        raise AudioError(
+            f"{p}: truncated file (header declares {m.group(1)} bytes of audio, only {m.group(2)} present)"
+        )
+
+
+def _short_note(p: Path, read: int, declared: int, sr: int) -> str | None:
+    missing = declared - read
+    if declared > 0 and missing > max(_SHORT_TOLERANCE[0] * declared, _SHORT_TOLERANCE[1] * sr):
+        return (f"decoded {read / sr:.2f} s of the {declared / sr:.2f} s its header declares "
+                "(corrupt or truncated file); the rest is missing")  # fmt: skip
+    return None
+
+
+def _check_samples(p: Path, data: np.ndarray) -> None:
+    if not data.size:
+        return
+    hi, lo = float(data.max()), float(data.min())  # NaN propagates through both: no temporary arrays
+    if not (math.isfinite(hi) and math.isfinite(lo)):
+        raise AudioError(f"{p}: contains NaN or infinite samples")
+    peak = max(hi, -lo)
+    if peak > MAX_SAMPLE_VALUE:
+        raise AudioError(f"{p}: sample values up to {peak:.3g}: not audio (expected about -1..1)")
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """(frames, channels) or (frames,) -> (frames,) by averaging channels."""
+    if data.ndim == 2:
+        if data.shape[1] > 1:
+            # summed column by column: numpy's mean over a short last axis is ~10x slower
+            out = np.array(data[:, 0], dtype=np.float32)
+            for c in range(1, data.shape[1]):
+                out += data[:, c]
+            out *= np.float32(1.0 / data.shape[1])
+            return out
+        data = data[:, 0]
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """High-quality resampling (soxr HQ); a no-op when the rates are equal."""
+    if orig_sr == target_sr:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    return soxr.resample(x, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int = 32000, max_seconds: float | None = None) -> Decoded:
+    """Decode a file to mono float32 at ``sample_rate``; ``note`` says if less was decoded than declared.
+
+    With ``max_seconds``, longer files are refused before decoding, and at most that much is ever read
+    (memory is bounded by what is read, not by what a header claims). Raises :class:`AudioError` naming
+    the file for missing, unreadable, empty, non-finite or absurd audio.
+    """
+    with _open(path) as (p, f):
+        sr, declared = f.samplerate, f.frames
+        if max_seconds is not None and declared > max_seconds * sr:
+            raise AudioError(f"{p}: {declared / sr / 60:.1f} min long; clips are tagged whole up to "
+                             f"{max_seconds / 60:g} min: use `dymn timeline` for long audio")  # fmt: skip
+        limit = None if max_seconds is None else int(max_seconds * sr) + 1
+        parts, read, failure = [], 0, None
+        while limit is None or read < limit:
+            want = _BLOCK_SECONDS * sr if limit is None else min(_BLOCK_SECONDS * sr, limit - read)
+            try:
+                block = f.read(frames=int(want), dtype="float32", always_2d=True)
+            except Exception as exc:  # a corrupt or cut-off file: keep what decoded, say what happened
+                if not parts:
+                    raise AudioError(f"{p}: decoding failed ({_reason(exc)})") from None
+                failure = _reason(exc)
+                break
+            parts.append(block)
+            read += len(block)
+            if len(block) < want:
+                break
+        data = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    if data.shape[0] == 0:
+        raise AudioError(f"{p}: contains no audio samples")
+    if max_seconds is not None and data.shape[0] > max_seconds * sr:
+        raise AudioError(f"{p}: longer than its header says and than {max_seconds / 60:g} min: "
+                         "use `dymn timeline` for long audio")  # fmt: skip
+    _check_samples(p, data)
+    try:
+        wave = resample(to_mono(data), int(sr), int(sample_rate))
+    except Exception as exc:
+        raise AudioError(f"{p}: cannot resample from {sr} Hz ({_reason(exc)})") from None
+    note = _short_note(p, data.shape[0], declared, sr)
+    if failure and note:
+        note = f"{note} (the decoder stopped: {failure})"
+    return Decoded(wave, note)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 32000, max_seconds: float | None = None) -> np.ndarray:
+    """Decode wav/flac/ogg/mp3/... to a mono float32 array at ``sample_rate`` (see :func:`read_audio`);
+    a partial decode is reported as an :class:`AudioWarning`."""
+    decoded = read_audio(path, sample_rate, max_seconds)
+    if decoded.note:
+        warnings.warn(f"{path}: {decoded.note}", AudioWarning, stacklevel=2)
+    return decoded.wave
+
+
+def stream_audio(
+    path: str | os.PathLike, sample_rate: int = 32000, block_seconds: float = 30.0
+) -> Iterator[np.ndarray]:
+    """Decode a file block by block as mono float32 at ``sample_rate`` (bounded memory, streaming soxr).
+
+    A file that ends before its header says is reported as an :class:`AudioWarning` at the end."""
+    with _open(path) as (p, f):
+        sr, declared = f.samplerate, f.frames
+        resampler = (
+            soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ") if sr != sample_rate else None
+        )
+        block = max(1, int(block_seconds * sr))
+        step = max(1, min(block, _BLOCK_SECONDS * sr))
+        read = 0
+        while True:
+            pieces, got, last = [], 0, False
+            while got < block:  # small reads: a decoder error loses at most one of them
+                want = min(step, block - got)
+                try:
+                    piece = f.read(want, dtype="float32", always_2d=True)
+                except Exception as exc:  # keep what decoded; the shortfall is reported below
+                    if read + got == 0:
+                        raise AudioError(f"{p}: decoding failed ({_reason(exc)})") from None
+                    piece = np.zeros((0, f.channels), np.float32)
+                pieces.append(piece)
+                got += len(piece)
+                if len(piece) < want:
+                    last = True
+                    break
+            data = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+            read += len(data)
+            if len(data):
+                _check_samples(p, data)
+            mono = to_mono(data) if len(data) else np.zeros(0, np.float32)
+            out = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
+            if len(out):
+                yield out
+            if last:
+                break
+        if read == 0:
+            raise AudioError(f"{p}: contains no audio samples")
+        note = _short_note(p, read, declared, sr)
+        if note:
+            warnings.warn(f"{p}: {note}", AudioWarning, stacklevel=2)
+
+
+def find_audio_files(paths, extensions=AUDIO_EXTENSIONS) -> tuple[list[Path], list[str]]:
+    """Expand files and directories (recursively, sorted) into audio files.
+
+    Returns ``(files, problems)``: a missing path is a problem, not an exception, so a batch goes on.
+    """
+    files: list[Path] = []
+    problems: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in extensions)
+            if not found:
+                problems.append(f"{p}: directory contains no audio files")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append(f"{p}: no such file or directory")
+    return files, problems

@@ -1,0 +1,1 @@
+"""Corpus jobs on Ray: inputs into shards, the pipeline stages, resumable Parquet output."""

@@ -1,0 +1,5 @@
+"""``python -m dymn.cli``: the ``dymn`` command."""
+
+from .main import entry
+
+entry()

@@ -1,0 +1,138 @@
+"""Evaluating sound event detection with ``sed_scores_eval`` (the library the reference uses, ``[sed]`` extra):
+PSDS1 as the AudioSet-Strong protocol computes it (SED spec section 10: dtc = gtc = 0.7, alpha_st 1, no
+cross-trigger term, eFPR up to 100 per hour, on 9-frame median-filtered scores), segment-based pAUROC (1 s
+segments, max FPR 0.1), and event-based F1 with onset/offset collars (HEAR-style tasks).
+
+Predictions are the per-file frame score tables ``dymn detect --scores`` writes (``onset, offset, <class>...``,
+CSV or TSV, one file per audio file, named after it); the ground truth is a DCASE-style TSV ``filename, onset,
+offset, event_label``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..util.errors import DataError
+from .events import median_filter
+
+PSDS1 = dict(dtc_threshold=0.7, gtc_threshold=0.7, cttc_threshold=None, alpha_ct=0.0, alpha_st=1.0, max_efpr=100.0)
+
+
+def _audio_id(name: str) -> str:
+    return Path(name).stem
+
+
+def read_truth(path: str | os.PathLike) -> dict[str, list[tuple[float, float, str]]]:
+    """Events per audio id from a TSV with ``filename, onset, offset, event_label``; overlapping events of one
+    class in one file are merged (as the reference prepares AudioSet-Strong)."""
+    path = Path(path)
+    try:
+        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8"), delimiter="\t"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the ground truth ({exc})") from None
+    need = {"filename", "onset", "offset", "event_label"}
+    if not rows or not need <= set(rows[0]):
+        raise DataError(f"{path}: the ground truth needs the tab-separated columns {', '.join(sorted(need))}")
+    events: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for i, r in enumerate(rows, 2):
+        try:
+            on, off = float(r["onset"]), float(r["offset"])
+        except (TypeError, ValueError):
+            raise DataError(f"{path}:{i}: onset and offset must be numbers") from None
+        if not (np.isfinite(on) and np.isfinite(off)) or on < 0 or off <= on:
+            raise DataError(f"{path}:{i}: needs 0 <= onset < offset, got {on} and {off}")
+        events.setdefault(_audio_id(r["filename"]), {}).setdefault(r["event_label"], []).append((on, off))
+    merged = {}
+    for aid, per_class in events.items():
+        out = []
+        for label, spans in per_class.items():
+            spans.sort()
+            cur = list(spans[0])
+            for on, off in spans[1:]:
+                if on <= cur[1]:
+                    cur[1] = max(cur[1], off)
+                else:
+                    out.append((cur[0], cur[1], label))
+                    cur = [on, off]
+            out.append((cur[0], cur[1], label))
+        merged[aid] = sorted(out)
+    return merged
+
+
+def read_scores(folder: str | os.PathLike) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Per audio id: (timestamps (N+1,), scores (N, C)) from the score tables in ``folder``; the class list."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".tsv")) if folder.is_dir() else []
+    if not files:
+        raise DataError(f"{folder}: no score tables (.csv or .tsv, as `dymn detect --scores` writes)")
+    out, classes = {}, None
+    for f in files:
+        with f.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh, delimiter="\t" if f.suffix.lower() == ".tsv" else ","))
+        if len(rows) < 2 or rows[0][:2] != ["onset", "offset"]:
+            raise DataError(f"{f}: a score table starts with the columns onset, offset, then one per class")
+        if classes is None:
+            classes = rows[0][2:]
+        elif rows[0][2:] != classes:
+            raise DataError(f"{f}: its classes differ from the other score tables'")
+        try:
+            table = np.asarray(rows[1:], dtype=np.float64)
+        except ValueError:
+            raise DataError(f"{f}: the score table holds values that are not numbers") from None
+        table = table[table[:, 1] > table[:, 0]]  # frames in a file's padding end at its duration: no length
+        if not len(table):
+            raise DataError(f"{f}: the score table has no frame of non-zero length")
+        out[f.stem] = (np.concatenate([table[:, 0], table[-1:, 1]]), table[:, 2:])
+    return out, list(classes)
+
+
+def read_durations(path: str | os.PathLike) -> dict[str, float]:
+    """A TSV of filename and duration (seconds), header optional: {audio id: duration}."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return {os.path.splitext(r[0])[0]: float(r[1]) for r in csv.reader(f, delimiter="\t")
+                    if r and r[0] != "filename"}  # fmt: skip
+    except (OSError, ValueError, IndexError) as exc:
+        raise DataError(f"{path}: not a TSV of filename and duration ({exc})") from None
+
+
+def evaluate(pred: str | os.PathLike, truth: str | os.PathLike, durations: dict[str, float] | None = None,
+             median: int = 9, threshold: float = 0.5, collar: float = 0.2) -> dict:  # fmt: skip
+    """PSDS1 (and its macro average over classes), segment-based pAUROC and collar-based event F1 of the score
+    tables in ``pred`` against ``truth``, over the classes that occur in the ground truth."""
+    from ..util.errors import require
+
+    with warnings.catch_warnings():  # dcase_util (under sed_scores_eval) imports the deprecated pkg_resources
+        warnings.simplefilter("ignore")
+        require("sed_scores_eval", "sed", "evaluating detection")
+        from sed_scores_eval import collar_based, intersection_based, segment_based
+        from sed_scores_eval.base_modules.scores import create_score_dataframe
+
+    gt = read_truth(truth)
+    scores, classes = read_scores(pred)
+    missing = sorted(set(gt) - set(scores))
+    if missing:
+        raise DataError(f"no score table for {len(missing)} file(s) of the ground truth (e.g. {missing[0]})")
+    used = sorted({label for events in gt.values() for _, _, label in events})
+    unknown = [c for c in used if c not in classes]
+    if unknown:
+        raise DataError(f"the ground truth names {len(unknown)} class(es) the predictions do not have: "
+                        f"{', '.join(unknown[:5])}")  # fmt: skip
+    cols = [classes.index(c) for c in used]
+    frames = {aid: create_score_dataframe(median_filter(s[:, cols], median), np.round(t, 6), used)
+              for aid, (t, s) in scores.items() if aid in gt}  # fmt: skip
+    dur = {aid: float((durations or {}).get(aid, scores[aid][0][-1])) for aid in gt}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        psds, per_class, *_ = intersection_based.psds(frames, gt, dur, **PSDS1)
+        auroc, _ = segment_based.auroc(frames, gt, dur, segment_length=1.0, max_fpr=0.1)
+        f1, *_ = collar_based.fscore(frames, gt, threshold, onset_collar=collar, offset_collar=collar,
+                                     offset_collar_rate=collar)  # fmt: skip
+    return {"psds1": float(psds), "psds1_macro": float(np.mean([per_class[c] for c in used])),
+            "pauroc": float(auroc["mean"]), "f1_macro": float(f1["macro_average"]),
+            "f1_micro": float(f1["micro_average"]), "classes": len(used), "files": len(gt)}  # fmt: skip

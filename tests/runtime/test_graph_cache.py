@@ -1,0 +1,99 @@
+"""The converted-graph cache stays under its size limit, least recently used first, and keeps fresh files."""
+
+import os
+import time
+
+import pytest
+
+import dymn
+from dymn.runtime import graphs as graph_cache
+from dymn.util import cache
+
+
+def _file(path, size, age_s):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * size)
+    t = time.time() - age_s
+    os.utime(path, (t, t))
+    return path
+
+
+def test_prune_removes_least_recently_used_until_under_the_limit(tmp_path):
+    day = 86400
+    old = _file(tmp_path / "compiled" / "old.onnx", 400, 9 * day)
+    older_blob = _file(tmp_path / "openvino" / "x" / "a.blob", 400, 10 * day)
+    used = _file(tmp_path / "compiled" / "used.onnx", 400, 9 * day)
+    weights = _file(tmp_path / "mn04_as.pt", 5000, 30 * day)  # downloaded weights are never pruned
+    fresh = _file(tmp_path / "compiled" / "fresh.onnx", 400, 60)  # another process may be using it
+    graph_cache.touch(used)
+    assert graph_cache.prune(tmp_path, limit=900) == [older_blob, old]
+    assert used.exists() and fresh.exists() and weights.exists()
+    # files used within the grace period stay even over the limit
+    assert graph_cache.prune(tmp_path, limit=0) == []
+
+
+def test_touch_marks_an_openvino_model_and_its_weights(tmp_path):
+    xml = _file(tmp_path / "m.xml", 10, 2 * 86400)
+    bin_ = _file(tmp_path / "m.bin", 10, 2 * 86400)
+    graph_cache.touch(xml)
+    assert time.time() - xml.stat().st_mtime < 60 and time.time() - bin_.stat().st_mtime < 60
+    graph_cache.touch(tmp_path / "missing.onnx")  # nothing to mark: no error
+
+
+def test_touch_leaves_a_recent_mark_alone(tmp_path):
+    """OpenVINO's cached blob of an .xml is compiled again whenever the .xml's time changes: a model used
+    today keeps its time."""
+    xml = _file(tmp_path / "m.xml", 10, 3 * 3600)
+    before = xml.stat().st_mtime
+    graph_cache.touch(xml)
+    assert xml.stat().st_mtime == before
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0.5", 500_000_000), ("", 2_000_000_000), ("0", 0)])
+def test_limit_from_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("DYMN_CACHE_MAX_GB", value)
+    assert cache.max_bytes() == expected
+
+
+@pytest.mark.parametrize("value", ["junk", "-1", "nan"])
+def test_a_bad_limit_is_a_one_line_error(monkeypatch, value):
+    monkeypatch.setenv("DYMN_CACHE_MAX_GB", value)
+    with pytest.raises(dymn.UsageError, match="DYMN_CACHE_MAX_GB"):
+        cache.max_bytes()
+
+
+def test_a_new_conversion_prunes_the_cache(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    from dymn.runtime import export
+
+    monkeypatch.setenv("DYMN_CACHE", str(tmp_path))
+    model = dymn.load("mn01_as", pretrained=False)
+    monkeypatch.setenv("DYMN_CACHE_MAX_GB", "lots")
+    with pytest.raises(dymn.UsageError, match="DYMN_CACHE_MAX_GB='lots'"):  # before converting anything
+        export.onnx_graph(model)
+    assert not (tmp_path / "compiled").exists()
+    monkeypatch.setenv("DYMN_CACHE_MAX_GB", "0")
+    stale = _file(tmp_path / "compiled" / "mn01_as-0-torch2.2.0-0.1.0.onnx", 100, 86400)
+    path = export.onnx_graph(model)
+    assert path.is_file() and not stale.exists()
+    t = time.time() - 86400
+    os.utime(path, (t, t))
+    assert export.onnx_graph(model) == path  # reused, and marked as used
+    assert time.time() - path.stat().st_mtime < 60
+    monkeypatch.setenv("DYMN_CACHE_MAX_GB", "lots")
+    with pytest.raises(dymn.UsageError, match="DYMN_CACHE_MAX_GB='lots'"):  # also when nothing is converted
+        export.onnx_graph(model)
+
+
+def test_cached_reuses_a_whole_graph_and_remakes_a_half_one(tmp_path):
+    xml = _file(tmp_path / "compiled" / "m.xml", 10, 2 * 86400)
+    made = []
+
+    def make():
+        made.append(1)
+        xml.with_suffix(".bin").write_bytes(b"w")
+        return xml
+
+    assert graph_cache.cached(tmp_path, xml, make) == xml and made == [1]  # no .bin: made again
+    assert graph_cache.cached(tmp_path, xml, make) == xml and made == [1]  # whole: reused
+    assert time.time() - xml.stat().st_mtime < 60  # and marked as used
