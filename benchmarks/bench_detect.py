@@ -31,7 +31,7 @@ import torch
 _CHILD = """
 import json, resource, sys, time, torch
 import dymn
-from dymn.detection import Detector
+from dymn.inference.detection import Detector
 torch.set_num_threads(2)
 model = dymn.load(sys.argv[1], pretrained=False)
 model.info = model.info.replace(source="benchmark: random weights")

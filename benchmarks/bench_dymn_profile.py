@@ -9,7 +9,7 @@ context generator, the classifier, and the rest (residual additions, layout chan
 forwards with each micro-batch split (None: the whole batch at once).
 
 Then the same question in the backend that wins for DyMN, OpenVINO on the fixed-batch graph
-(`dymn.backends.openvino_grouped`): its own per-layer counters (PERF_COUNT), summed by the kind of kernel it ran,
+(`dymn.runtime.engines.ov.grouped_graph`): its own per-layer counters (PERF_COUNT), summed by the kind of kernel it ran,
 for one request on all threads (batch 1 and the whole batch) and for the pieces of 1 clip that auto runs in
 parallel at batch 8 (one stream per thread). Prints markdown tables.
 """
@@ -79,10 +79,10 @@ def openvino_profile(model_name: str, batch: int, threads: int, repeats: int = 5
     """ms per clip by OpenVINO layer type (as it executed them: fused layers count once), and the wall time."""
     import openvino as ov
 
-    from dymn.runtime import backends
+    from dymn.runtime.engines import ov as ov_engine
 
     torch.manual_seed(0)
-    path = backends.openvino_grouped(dymn.load(model_name, pretrained=False), batch)
+    path = ov_engine.grouped_graph(dymn.load(model_name, pretrained=False), batch)
     config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
               "PERF_COUNT": True}  # fmt: skip
     req = ov.Core().compile_model(str(path), "CPU", config).create_infer_request()

@@ -30,12 +30,12 @@ _MODEL_ONLY = r"""
 import json, sys, time, numpy as np, torch
 import dymn
 from dymn.audio import find_audio_files
-from dymn.inference import _decode
+from dymn.inference.tagging import decode_clip
 torch.set_num_threads(2)
 folder, model_name, backend, weights = sys.argv[1:5]
 tagger = dymn.Tagger(dymn.load(model_name, weights=weights or None), backend=backend)
 files, _ = find_audio_files([folder])
-waves = [d.wave for d in (_decode(f, tagger.sample_rate) for f in files) if not isinstance(d, str)]
+waves = [d.wave for d in (decode_clip(f, tagger.sample_rate) for f in files) if not isinstance(d, str)]
 n = tagger.min_samples
 by_len = {}  # as Tagger.logits batches: by padded length (short clips are all padded to 10 s)
 for w in waves:

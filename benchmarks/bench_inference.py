@@ -5,7 +5,7 @@
 
 Same as `dymn bench`; ms per 10 s clip, minimum over rounds; GEMM rate measured in the same run. By default the
 C allocator is left as a program using the library has it (the reference-style column then runs as the
-reference would); `dymn bench` runs with it tuned, as every dymn command (dymn.allocator).
+reference would); `dymn bench` runs with it tuned, as every dymn command (dymn.util.allocator).
 """
 
 import argparse
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+import dymn
 from dymn.runtime.bench import run_benchmark
 
 
@@ -28,15 +29,15 @@ def main() -> int:
     p.add_argument("--out", default=None)
     p.add_argument("--malloc", choices=["default", "tuned"], default="default",
                    help="glibc's allocator as a program using the library has it (default), or as the dymn "
-                        "command sets it (dymn.allocator)")  # fmt: skip
+                        "command sets it (dymn.util.allocator)")  # fmt: skip
     a = p.parse_args()
     if a.malloc == "tuned":
         from dymn.util.allocator import tune
 
         tune()
     table = run_benchmark(a.models.split(","), [int(b) for b in a.batch.split(",")], threads=a.threads,
-                          device=a.device, repeats=a.repeats,
-                          log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+                          device=a.device, repeats=a.repeats, log=lambda m: print(m, file=sys.stderr, flush=True),
+                          build=lambda name: dymn.load(name, pretrained=False))  # fmt: skip
     cpu = platform.processor() or platform.machine()
     header = f"torch {torch.__version__}, {cpu}, {torch.get_num_threads()} threads\n\n"
     print(header + table)

@@ -85,7 +85,7 @@ def accuracy(threads: int) -> str:
 
 def speed(models: list[str], threads: int) -> str:
     import dymn
-    from dymn.runtime import backends
+    from dymn.runtime import backends, choice, engines
     from dymn.runtime.int8 import quantize
     from dymn.util.timing import time_calls
 
@@ -104,9 +104,9 @@ def speed(models: list[str], threads: int) -> str:
                 for kind, g in (("fp32", None), ("int8", graph)):
                     if g is not None and b == "torch":
                         continue
-                    for mb in backends.variants(b, batch):  # each way auto runs a batch: the best counts
+                    for mb in engines.variants(b, batch):  # each way auto runs a batch: the best counts
                         try:
-                            m = backends.compile_model(model, b, g, micro_batch=mb, batch_size=batch)
+                            m = choice.compile_model(model, b, g, micro_batch=mb, batch_size=batch)
                             with torch.inference_mode():
                                 m(x)
                             modules[(kind, b, mb)] = m

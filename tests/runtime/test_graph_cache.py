@@ -97,3 +97,49 @@ def test_cached_reuses_a_whole_graph_and_remakes_a_half_one(tmp_path):
     assert graph_cache.cached(tmp_path, xml, make) == xml and made == [1]  # no .bin: made again
     assert graph_cache.cached(tmp_path, xml, make) == xml and made == [1]  # whole: reused
     assert time.time() - xml.stat().st_mtime < 60  # and marked as used
+
+
+def test_the_graph_digest_covers_the_code_that_shapes_a_graph():
+    """Every network module (any module of dymn.models defining an nn.Module), the fusion, the exporter and the
+    engines that write graphs are hashed; each name resolves to a file of this checkout."""
+    import ast
+
+    from dymn.runtime.graphs import GRAPH_SOURCES, source_files
+
+    files = source_files()
+    assert len(files) == len(GRAPH_SOURCES) and all(f.is_file() for f in files)
+    models_dir = files[GRAPH_SOURCES.index("dymn.models.mn")].parent
+    shaping = set()
+    for path in models_dir.glob("*.py"):
+        bases = {ast.unparse(b) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)
+                 for b in n.bases}  # fmt: skip
+        if any("nn.Module" in b or b == "Module" for b in bases):
+            shaping.add(f"dymn.models.{path.stem}")
+    assert shaping and shaping <= set(GRAPH_SOURCES), shaping - set(GRAPH_SOURCES)
+    for name in ("dymn.models.configs", "dymn.runtime.fusion", "dymn.runtime.export", "dymn.runtime.engines.ov"):
+        assert name in GRAPH_SOURCES
+
+
+@pytest.mark.parametrize("name", graph_cache.GRAPH_SOURCES)
+def test_a_change_to_any_graph_source_gives_a_new_digest(name, tmp_path, monkeypatch):
+    graphs = graph_cache
+    sources = graphs.source_files()
+    index = graphs.GRAPH_SOURCES.index(name)
+    copies = []
+    for i, path in enumerate(sources):
+        copy = tmp_path / f"{i}-{path.name}"
+        copy.write_bytes(path.read_bytes())
+        copies.append(copy)
+    monkeypatch.setattr(graphs, "source_files", lambda: copies)
+    graphs.source_digest.cache_clear()
+    try:
+        before = graphs.source_digest()
+        copies[index].write_bytes(copies[index].read_bytes() + b"\n# changed\n")
+        graphs.source_digest.cache_clear()
+        after = graphs.source_digest()
+    finally:
+        graphs.source_digest.cache_clear()
+    assert after != before
+    # the digest is part of every cached graph's name
+    monkeypatch.setattr(graphs, "source_digest", lambda: after)
+    assert graphs.versions()["dymn"].endswith(after)

@@ -104,16 +104,12 @@ def scorer_from_args(args, detectors: bool = False):
     """The model of ``args`` ready to score audio: a Tagger, or with ``detectors`` a Detector for a
     frame-level model. Untrained models are refused."""
     from ..inference.scoring import scorer
-    from ..inference.tagging import Tagger, resolve_device
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    resolve_device(args.device)
-    model = load_model(args)
-    model.info.require_trained()
-    if detectors:
-        return scorer(model, device=args.device, batch_size=args.batch_size, backend=backend_of(args))
-    return Tagger(model, device=args.device, batch_size=args.batch_size, backend=backend_of(args))
+    backend = backend_of(args)
+    return scorer(args.model, args.device, args.batch_size, backend, weights=args.weights, detectors=detectors,
+                  trained=True)  # fmt: skip
 
 
 def audio_files(paths) -> tuple[list, int]:

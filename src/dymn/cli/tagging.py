@@ -100,7 +100,7 @@ def cmd_tag(args) -> int:
         err(f"skipped {msg}")
 
     results = []
-    for r in tagger.tagaudio_files(files, top_k=args.top_k, on_error=on_error, progress=progress,
+    for r in tagger.tag_files(files, top_k=args.top_k, on_error=on_error, progress=progress,
                               on_warning=lambda p, m: err(f"warning: {p}: {m}")):  # fmt: skip
         if stream:
             emit(r.to_text(), None)  # text comes out as it is ready

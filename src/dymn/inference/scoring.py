@@ -9,17 +9,32 @@ import numpy as np
 from ..hub.loader import load
 from ..util.errors import UsageError
 from .detection import Detector
-from .tagging import Tagger
+from .tagging import Tagger, resolve_device
 from .timelines import Timeline
 
 
-def scorer(model=None, device: str = "cpu", batch_size: int = 8, backend: str | None = None):
+def scorer(
+    model=None,
+    device: str = "cpu",
+    batch_size: int = 8,
+    backend: str | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    detectors: bool = True,
+    trained: bool = False,
+):
     """What turns a model's audio into scores over time: a :class:`~dymn.inference.Tagger` for a clip-level
-    model, a :class:`Detector` for a frame-level one (``model``: anything :func:`dymn.load` takes; ``backend``:
-    where a tagger's network runs, see :func:`dymn.optimize`)."""
-    if model is None or isinstance(model, (str, os.PathLike, list, tuple)):
-        model = load(model)
-    if getattr(model.info, "level", "clip") == "frame":
+    model, a :class:`Detector` for a frame-level one (``model``, ``weights``: what :func:`dymn.load` takes;
+    ``backend``: where a tagger's network runs, see :func:`dymn.optimize`). ``detectors=False`` asks for a tagger
+    (a detector is refused); ``trained=True`` refuses a model with random weights or a random classifier."""
+    if batch_size < 1:
+        raise UsageError(f"batch size must be at least 1, got {batch_size}")
+    resolve_device(device)  # a bad device fails before the model is loaded
+    if model is None or weights is not None or isinstance(model, (str, os.PathLike, list, tuple)):
+        model = load(model, weights=weights)
+    if trained:
+        model.info.require_trained()
+    if detectors and getattr(model.info, "level", "clip") == "frame":
         return Detector(model, device, batch_size)
     return Tagger(model, device=device, batch_size=batch_size, backend=backend)
 

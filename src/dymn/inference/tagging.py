@@ -237,7 +237,7 @@ class Tagger:
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             # the next chunk decodes while the model runs on this one (one chunk ahead: memory stays bounded)
             def submit(part: list[str]) -> tuple[list[str], list]:
-                return part, [pool.submit(_decode, p, self.sample_rate) for p in part]
+                return part, [pool.submit(decode_clip, p, self.sample_rate) for p in part]
 
             parts = _chunks(paths, chunk)
             ahead = next(parts, None)
@@ -327,7 +327,8 @@ def chunk_size(batch_size: int) -> int:
     return max(4 * batch_size, 16)
 
 
-def _decode(path: str, sample_rate: int) -> Decoded | str:
+def decode_clip(path: str, sample_rate: int) -> Decoded | str:
+    """A file decoded for tagging (at most :data:`MAX_CLIP_SECONDS`), or the one-line reason it cannot be."""
     try:
         return read_audio(path, sample_rate, max_seconds=MAX_CLIP_SECONDS)
     except AudioError as exc:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .blocks import InvertedResidual
 from .configs import DyMNConfig
 from .dy_blocks import DYBlock, DynamicConv
 from .heads import make_head
 from .layers import ConvNormAct, block_table, flatten_outputs, init_weights, make_divisible
-from .mn import InvertedResidual
 from .network import NetworkMixin
 
 

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .blocks import ConcurrentSEBlock
 from .configs import FrameMNConfig
 from .layers import ConvNormAct, block_table
-from .mn import ConcurrentSEBlock
 from .network import NetworkMixin
 
 # (frequency, time) stride of each of the 15 inverted-residual blocks (spec section 3)
@@ -269,6 +269,13 @@ class FrameMN(NetworkMixin, nn.Module):
         self.weak_head = nn.Linear(out_dim, config.num_classes)
         self._init_weights()
         self._init_info()
+
+    def last_layer_prefixes(self) -> tuple[str, ...]:
+        return ("strong_head.", "weak_head.")
+
+    def reset_last_layer(self) -> None:
+        for head in (self.strong_head, self.weak_head):
+            head.reset_parameters()
 
     def _init_weights(self) -> None:
         for m in self.model.modules():
