@@ -189,7 +189,7 @@ def test_console_entry_exits_with_the_commands_status(tiny_mn_checkpoint, tone_w
     import subprocess
     import sys
 
-    entry = "import sys; from dymn.cli import entry; sys.argv[1:] = {!r}; entry()"
+    entry = "import sys; from dymn.cli.main import entry; sys.argv[1:] = {!r}; entry()"
     ok = subprocess.run([sys.executable, "-c", entry.format(["tag", str(tone_wav), "--weights",
                          str(tiny_mn_checkpoint), "--format", "json"])], capture_output=True, text=True)  # fmt: skip
     assert ok.returncode == 0, ok.stderr

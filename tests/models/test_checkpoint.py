@@ -52,7 +52,7 @@ def test_huge_metadata_fails_before_allocating(tmp_path):
     path = _evil(tmp_path, arch_config={"width_mult": 40, "num_classes": 2_000_000_000})
     assert path.stat().st_size < 2000
     code = ("import resource, sys; lim = 3 * 2**30; resource.setrlimit(resource.RLIMIT_AS, (lim, lim)); "
-            "from dymn.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+            "from dymn.cli.main import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code, "info", "--weights", str(path)], capture_output=True,
                        text=True, timeout=120)  # fmt: skip
     assert r.returncode == 1 and "outside the sane range" in r.stderr and "Traceback" not in r.stderr

@@ -177,8 +177,8 @@ def test_a_backend_that_disagrees_is_never_chosen(monkeypatch, _own_cache):
     def wrong(model, backend, graph=None, **kwargs):
         module = real(model, backend, graph, **kwargs)
         if backend != "torch":
-            run = module._run
-            module._run = lambda arr: tuple(o + 0.01 for o in run(arr))  # fast but wrong
+            run = module.run
+            module.run = lambda arr: tuple(o + 0.01 for o in run(arr))  # fast but wrong
         return module
 
     monkeypatch.setattr(choice, "compile_model", wrong)
@@ -192,7 +192,7 @@ def test_a_backend_that_disagrees_is_never_chosen(monkeypatch, _own_cache):
 def test_backend_settings_are_checked(monkeypatch, tiny_mn_checkpoint, capsys):
     model = dymn.load("mn01_as", pretrained=False)
     monkeypatch.setenv("DYMN_BACKEND", "torch")
-    assert not hasattr(dymn.optimize(model), "backend")  # the PyTorch module, nothing measured
+    assert dymn.optimize(model).plan.backend == "torch"  # the PyTorch module, nothing measured
     monkeypatch.setenv("DYMN_BACKEND", "fastest")
     with pytest.raises(dymn.UsageError, match="DYMN_BACKEND='fastest'"):
         dymn.optimize(model)

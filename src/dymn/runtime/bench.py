@@ -21,7 +21,7 @@ from ..models.dy_blocks import DynamicConv
 from ..util import allocator
 from ..util.errors import UsageError
 from ..util.timing import time_call, time_calls
-from .backends import available
+from .backends import BACKENDS, available
 from .choice import compile_model
 from .engines import variants
 from .fusion import fuse
@@ -170,7 +170,7 @@ REFERENCE_MS: dict[str, tuple[float | None, float | None]] = {
 
 
 def markdown_table(rows: list[BenchRow], gemm: float | None) -> str:
-    names = [b for b in ("torch", "onnxruntime", "openvino") if any(b in r.backend_ms for r in rows)]
+    names = [b for b in BACKENDS if any(b in r.backend_ms for r in rows)]
     names += sorted({b for r in rows for b in r.backend_ms} - set(names))
     head = ("| model | batch | GMACs/clip | reference ms (speed issue) | reference-style ms | dymn eager ms | "
             + " | ".join(f"{b} ms" for b in names)

@@ -25,6 +25,7 @@ from torch import nn
 
 from .._version import __version__
 from ..util.cache import cache_dir, max_bytes
+from .backends import BACKENDS
 
 # The modules whose code shapes a converted graph: a change to any of them (a checkout changed between releases,
 # same version number) must not reuse graphs converted before. Named as modules, so that a module that moves or
@@ -139,7 +140,7 @@ def source_digest() -> str:
 def versions() -> dict[str, str]:
     """Versions that decide a converted graph or a measured speed (from the package metadata: no imports)."""
     out = {"dymn": f"{__version__}+{source_digest()}", "torch": torch.__version__}
-    for name in ("onnxruntime", "openvino"):
+    for name in BACKENDS[1:]:  # the runtimes: torch's version is above
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

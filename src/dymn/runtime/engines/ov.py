@@ -64,7 +64,7 @@ def static_graph(path: Path, shape: tuple[int, ...]) -> Path:
     (dymn10 at batch 1: 9.3 -> 7.0 ms per clip; benchmarks/results/inference-cpu.md)."""
     import openvino as ov
 
-    out = derived_path(path, f"static-{'x'.join(map(str, shape))}")
+    out = derived_path(path, f"static-{'x'.join(map(str, shape))}", ".xml")
 
     def make() -> Path:
         model = ov.Core().read_model(str(path))
