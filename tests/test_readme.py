@@ -7,6 +7,7 @@ the real mn04_as checkpoint from ../shared. Commands that need public datasets (
 skipped: they are covered by the training tests on generated data in the same layouts.
 """
 
+import os
 import re
 import shlex
 import shutil
@@ -22,6 +23,7 @@ import dymn
 from dymn.cli.main import build_parser, main
 
 from .conftest import AUDIO, REAL_WEIGHTS, ROOT
+from .hub.hubserver import HubStandIn
 from .train.tinydata import tone
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -84,25 +86,36 @@ def _stand_ins() -> list[str]:
     return [n for n in dymn.list_models() if dymn.get_pretrained_cfg(n).sha256 is None]
 
 
+def _own_process(argv: list[str]) -> bool:
+    """Ray and the Hub client run in a process of their own: Ray shut down inside a test process that had run the
+    rest of the suite died with SIGSEGV in ray.shutdown() (depending on the tests before it), and huggingface_hub
+    reads HF_ENDPOINT once, when imported."""
+    return argv[:1] in (["batch"], ["hub"]) or "--push-to-hub" in argv or any(a.startswith("hf-hub:") for a in argv)
+
+
 def test_shell_examples_run(workdir, capsys):
     ran = 0
-    for block in blocks("bash"):
-        for cmd in commands(block):
-            argv = shlex.split(cmd)[1:]
-            if argv[:1] in (["install"], ["serve"]) or any(d in cmd for d in NEEDS_DATASETS):
-                continue  # `dymn serve` runs until stopped: test_serve_example_runs
-            if argv[:1] == ["batch"]:
-                # Ray in its own process, as a user runs it: shut down inside a test process that had run the
-                # rest of the suite, Ray died with SIGSEGV in ray.shutdown() (depending on the tests before it)
-                proc = subprocess.run([sys.executable, "-c", _WITH_STAND_INS, repr(_stand_ins()), *argv],
-                                      capture_output=True, text=True, timeout=900)  # fmt: skip
-                assert proc.returncode == 0, f"README command failed: {cmd}\n{proc.stderr[-3000:]}"
-            else:
-                assert main(argv) == 0, f"README command failed: {cmd}\n{capsys.readouterr().err}"
-            ran += 1
+    with HubStandIn() as hub:  # the Hub that `dymn hub push` and hf-hub: names reach
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+        env.update(HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(workdir / "hf-cache"), HF_TOKEN="hf_stand_in",
+                   HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")  # fmt: skip
+        for block in blocks("bash"):
+            for cmd in commands(block):
+                argv = shlex.split(cmd)[1:]
+                if argv[:1] in (["install"], ["serve"]) or any(d in cmd for d in NEEDS_DATASETS):
+                    continue  # `dymn serve` runs until stopped: test_serve_example_runs
+                if _own_process(argv):
+                    proc = subprocess.run([sys.executable, "-c", _WITH_STAND_INS, repr(_stand_ins()), *argv],
+                                          capture_output=True, text=True, timeout=900, env=env)  # fmt: skip
+                    assert proc.returncode == 0, f"README command failed: {cmd}\n{proc.stderr[-3000:]}"
+                else:
+                    assert main(argv) == 0, f"README command failed: {cmd}\n{capsys.readouterr().err}"
+                ran += 1
+        assert [r for r, _, _ in hub.pushed] == ["your-name/my-sounds", "your-name/my-sounds"]
     assert ran >= 4
     out = capsys.readouterr().out
     assert "clip.wav" in out and "new_clip.wav" in out
+    assert (workdir / "my-sounds" / "model.safetensors").is_file() and (workdir / "released" / "mn04_as").is_dir()
 
 
 def test_console_example_is_real_output(tmp_path, monkeypatch, capsys):
@@ -127,11 +140,15 @@ def test_synopsis_flags_exist():
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     (synopsis,) = [b for b in blocks("text") if b.startswith("dymn tag")]
-    command = None
+    command = parser_of = None
     for line in synopsis.splitlines():
         if line.startswith("dymn "):
             command = line.split()[1]
-        known = {s for a in sub.choices[command]._actions for s in a.option_strings}
+            parser_of = sub.choices[command]
+            nested = [a for a in parser_of._actions if isinstance(a, argparse._SubParsersAction)]
+            if nested:  # dymn hub save ...: the action's own flags
+                parser_of = nested[0].choices[line.split()[2]]
+        known = {s for a in parser_of._actions for s in a.option_strings}
         for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-o)\b", line.split("#")[0]):
             assert flag in known, f"README synopsis: dymn {command} has no {flag}"
 

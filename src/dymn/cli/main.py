@@ -12,7 +12,7 @@ import warnings
 
 from .._version import __version__
 from ..util.errors import DymnError
-from . import batch, detection, models, serve, tagging, train
+from . import batch, detection, hub, models, serve, tagging, train
 from .common import HelpFormatter, err
 
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"dymn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for group in (tagging, batch, serve, detection, models, train):
+    for group in (tagging, batch, serve, detection, models, hub, train):
         group.register(sub)
     return p
 

@@ -102,6 +102,8 @@ def _common(p: argparse.ArgumentParser, training: bool = True) -> None:
     p.add_argument("--strategy", default="auto", help="Lightning strategy (ddp, ddp_spawn, fsdp, ...)")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     p.add_argument("--export-plain", action="store_true", help="also write a reference-style state dict")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                   help="push the finished model, its card and run report, to this Hugging Face Hub repo")  # fmt: skip
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal; per-epoch lines are always printed)")  # fmt: skip
 
@@ -132,8 +134,21 @@ def _model(args, num_classes: int):
     return load(args.model, weights=args.weights, pretrained=not args.from_scratch, num_classes=num_classes, **extra)
 
 
-def cmd_train(args) -> int:
+def _check_before_training(args) -> None:
+    """What can fail before any data is read or any time is spent training."""
     require("lightning", "train", "training")
+    if bool(args.teacher_logits) != bool(args.teacher_index):
+        raise UsageError("--teacher-logits and --teacher-index go together")
+    if args.push_to_hub:
+        from ..hub.huggingface import parse_hf
+
+        require("huggingface_hub", "hub", "--push-to-hub")
+        parse_hf(f"hf-hub:{args.push_to_hub}")
+
+
+def cmd_train(args) -> int:
+    _check_before_training(args)
+    from ..hub.publish import push_to_hub
     from ..train.config import DataConfig, TrainConfig
     from ..train.datamodule import TaskDataModule
     from ..train.module import seed_all
@@ -155,6 +170,8 @@ def cmd_train(args) -> int:
                    precision=args.precision, num_nodes=args.num_nodes, strategy=args.strategy)  # fmt: skip
     use = "detect" if model.info.level == "frame" else "tag"
     print(f"wrote {final} ({use} with: dymn {use} FILE --model {final})")
+    if args.push_to_hub:
+        print(f"pushed {args.push_to_hub}: {push_to_hub(final, args.push_to_hub)}")
     return 0
 
 

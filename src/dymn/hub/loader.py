@@ -18,10 +18,12 @@ from ..models.checkpoint import Checkpoint, load_checkpoint
 from ..models.info import AudioModel
 from ..models.network import is_network
 from ..models.pretrained import PretrainedCfg
+from ..models.repo import CONFIG_NAME, WEIGHTS_NAME, read_repo
 from ..runtime.api import optimize
 from ..runtime.backends import canonical
 from ..util.errors import UnknownModelError, UsageError, WeightsError
 from .factory import ARCHS, build_network, fitting_models
+from .huggingface import LOCAL_PREFIX, download, is_repo_spec, repo_hint
 from .registry import get_pretrained_cfg, is_registered
 
 DEFAULT_MODEL = "dymn10_as"
@@ -75,15 +77,25 @@ def load(
         for name in names:  # every name checked before anything is downloaded
             if isinstance(name, str) and not name:
                 raise UsageError(f"empty name in the ensemble {spec!r}")
-            if isinstance(name, str) and not _looks_like_path(name) and name not in ARCHS:
+            if isinstance(name, str) and not is_repo_spec(name) and not _looks_like_path(name) and name not in ARCHS:
                 get_pretrained_cfg(name)
         members = [load(n, pretrained=pretrained, device=device, **overrides) for n in names]
         members = [optimize(m) if is_network(m) else m for m in members]  # members run for inference
         return Ensemble(members).to(device).eval()
 
+    if isinstance(spec, (str, os.PathLike)) and weights is None and Path(spec).is_dir():
+        spec = _folder_model(Path(spec))
+    if is_repo_spec(spec) or is_repo_spec(weights):
+        if spec is not None and weights is not None:
+            raise UsageError(f"{spec if is_repo_spec(spec) else weights} is a whole model: give no other name or "
+                             "weights with it")  # fmt: skip
+        where = spec or weights
+        spec, weights = None, read_repo(download(where), where=where)
     if spec is not None and weights is None and isinstance(spec, (str, os.PathLike)):
         text = os.fspath(spec)
         if not is_registered(text) and text not in ARCHS and _looks_like_path(text):
+            if not Path(text).exists():
+                raise WeightsError(f"{text}: no such weights file{repo_hint(text)}")
             spec, weights = None, text
     if weights is not None and not isinstance(weights, Checkpoint) and os.fspath(weights).endswith(".onnx"):
         from ..runtime.api import open_onnx
@@ -97,19 +109,30 @@ def load(
     return model.to(device)
 
 
+def _folder_model(folder: Path) -> str:
+    """What a folder holds: a model repo (``config.json`` and ``model.safetensors``) or a run of ``dymn finetune``
+    (its final ``model.pt``)."""
+    if (folder / WEIGHTS_NAME).is_file() or not (folder / "model.pt").is_file() and (folder / CONFIG_NAME).is_file():
+        return f"{LOCAL_PREFIX}{folder}"
+    if (folder / "model.pt").is_file():  # a run folder also holds a config.json: the run's configuration
+        return str(folder / "model.pt")
+    raise UsageError(f"{folder}: a folder, but neither a model repo (config.json, model.safetensors) nor a run of "
+                     "dymn finetune (model.pt)")  # fmt: skip
+
+
 def _load_network(name: str | None, weights, pretrained: bool, overrides: dict):
     entry: PretrainedCfg | None = None
     if name is not None and name not in ARCHS:
         try:
             entry = get_pretrained_cfg(name)
-        except UnknownModelError:
+        except UnknownModelError as exc:
             if _looks_like_path(name):
-                raise UsageError(f"{name}: no such file") from None
-            raise
+                raise UsageError(f"{name}: no such file{repo_hint(name)}") from None
+            raise UnknownModelError(f"{exc}{repo_hint(name)}") from None
     ckpt: Checkpoint | None = None
     if weights is not None:
         ckpt = weights if isinstance(weights, Checkpoint) else load_checkpoint(weights)
-        source = f"file {ckpt.path}"
+        source = ckpt.path if is_repo_spec(ckpt.path) else f"file {ckpt.path}"
     elif entry is not None and pretrained:
         from .downloads import fetch_pretrained
 
@@ -133,7 +156,8 @@ def _load_network(name: str | None, weights, pretrained: bool, overrides: dict):
                               meta.get("labels") or "audioset", FrontendConfig(**meta.get("frontend", {})),
                               meta.get("task", "multilabel"), meta.get("temperature", 1.0))  # fmt: skip
         model_name = meta.get("name") or Path(ckpt.path).stem
-        model.info = model.info.replace(clip_seconds=meta.get("clip_seconds", 10.0))
+        model.info = model.info.replace(clip_seconds=meta.get("clip_seconds", 10.0), results=meta.get("results", {}),
+                                        base_model=meta.get("base_model"))  # fmt: skip
     elif entry is not None:
         model = build_network(entry.arch, dict(entry.arch_config), overrides, ckpt, source, entry.labels,
                               entry.frontend, "multilabel", entry.temperature)  # fmt: skip

@@ -196,9 +196,13 @@ def validate_meta(meta, where: str | os.PathLike) -> dict:
         _number(meta["clip_seconds"], 0.01, 3600, "clip_seconds", where)
     if "temperature" in meta:
         _number(meta["temperature"], 1e-3, 1e4, "temperature", where)
-    name = meta.get("name")
-    if name is not None and not isinstance(name, str):
-        raise WeightsError(f"{where}: the model name in the metadata must be a string")
+    for key in ("name", "base_model"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise WeightsError(f"{where}: {key} in the metadata must be a string")
+    results = meta.get("results", {})
+    if not isinstance(results, dict) or not all(isinstance(k, str) and isinstance(v, (int, float, str))
+                                                and not isinstance(v, bool) for k, v in results.items()):  # fmt: skip
+        raise WeightsError(f"{where}: results in the metadata must map names to numbers")
     try:
         FrontendConfig(**frontend)
         configs[arch](**arch_config)
@@ -222,6 +226,10 @@ def checkpoint_meta(model: torch.nn.Module, name: str | None = None) -> dict:
     }
     if model.arch == "dymn":
         meta["temperature"] = float(model.temperature)
+    if info.results:
+        meta["results"] = dict(info.results)
+    if info.base_model:
+        meta["base_model"] = info.base_model
     return meta
 
 

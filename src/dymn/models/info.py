@@ -54,6 +54,10 @@ class ModelInfo:
     # "clip": model(x) -> (logits (B, C), embedding (B, D)), a tagger; "frame": model(x) -> (frame logits
     # (B, C, F), clip logits (B, C)), a detector that scores F frames per clip_seconds of audio
     level: Literal["clip", "frame"] = "clip"
+    # measured results of these weights, e.g. {"val_accuracy": 0.95} of a fine-tune's validation split, or the
+    # published {"audioset_mAP": 43.2}; and the model they were trained from (a registry name, a Hub repo, a file)
+    results: dict = field(default_factory=dict)
+    base_model: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(str(lab) for lab in self.labels))

@@ -13,6 +13,7 @@ from .checkpoint import checkpoint_meta, write_checkpoint
 from .heads import last_layer_keys, reset_last_layer
 from .info import ModelInfo, default_labels
 from .layers import make_divisible
+from .repo import push_model, write_repo
 
 
 def is_network(model) -> bool:
@@ -62,6 +63,17 @@ class NetworkMixin:
             raise WeightsError(f"{source}: {len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]})")
         if new_last_layer:
             self.reset_last_layer()
+
+    def save_pretrained(self, folder: str | os.PathLike, *, card: bool = True) -> Path:
+        """Write this network as a Hugging Face Hub model repo folder (``config.json``, ``model.safetensors``,
+        ``README.md``): ``dymn.load("local-dir:FOLDER")`` reads it back (:mod:`dymn.models.repo`)."""
+        return write_repo(self, folder, card=card)
+
+    def push_to_hub(self, repo_id: str, *, private: bool = False, revision: str | None = None, card: bool = False,
+                    token: str | None = None) -> str:  # fmt: skip
+        """Upload this network as the Hub model repo ``repo_id`` (the card only where the repo has none, unless
+        ``card``); ``dymn.load("hf-hub:REPO_ID")`` loads it. Returns the commit's URL."""
+        return push_model(self, repo_id, private=private, revision=revision, card=card, token=token)
 
     def save(self, path: str | os.PathLike, *, plain: bool = False) -> Path:
         """Write a self-describing checkpoint (``plain=True``: a reference-style state dict)."""

@@ -26,13 +26,17 @@ def trainer_is_rank_zero() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
 
 
+def run_config_found(td) -> dict:
+    """What was found in the data: classes, clips per split, files left out."""
+    return dict(classes=list(td.labels), multilabel=td.multilabel,
+                train_clips=len(td.train) if td.train is not None else 0,
+                val_clips=len(td.val) if td.val is not None else 0, skipped_files=len(td.skipped))  # fmt: skip
+
+
 def run_config(cfg, td) -> dict:
     """The resolved configuration of a run, as saved in ``config.json`` and in ``model.pt``: the
     TrainConfig, the DataConfig, and what was found in the data."""
-    found = dict(classes=list(td.labels), multilabel=td.multilabel,
-                 train_clips=len(td.train) if td.train is not None else 0,
-                 val_clips=len(td.val) if td.val is not None else 0, skipped_files=len(td.skipped))  # fmt: skip
-    return {"train": cfg.to_dict(), "data": td.cfg.to_dict(), "found": found}
+    return {"train": cfg.to_dict(), "data": td.cfg.to_dict(), "found": run_config_found(td)}
 
 
 def describe_run(td, cfg, model) -> str:
@@ -117,6 +121,18 @@ class EpochReport(L.Callback):
         parts.append(f"{time.monotonic() - self._since:.1f} s")
         self._since = time.monotonic()
         self._print(trainer, "  ".join(parts))
+
+    def results(self, td) -> dict:
+        """What the run measured, for the final model's description and its model card: the last epoch's
+        validation metric (the final model is the last epoch's), the best, and the data it saw."""
+        out = {}
+        if self.last is not None:
+            out[f"val_{self.key}"] = round(self.last, 6)
+            out[f"best_val_{self.key}"] = round(self.best[0], 6)
+            out["best_epoch"] = self.best[1]
+        found = run_config_found(td)
+        out.update(train_clips=found["train_clips"], val_clips=found["val_clips"], classes=len(found["classes"]))
+        return out
 
     def summary(self, final=None) -> str:
         wall = time.monotonic() - self.started

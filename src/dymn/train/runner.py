@@ -115,6 +115,9 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     final = out / "model.pt"
     if trainer.is_global_zero:
+        info = module.model.info
+        # the final model says what it was trained from and what it measured (its card shows both)
+        module.model.info = info.replace(results=report.results(td), base_model=info.base_model or info.name)
         save_checkpoint(module.model, final, extra={"train_config": run_config(cfg, td)})
         if export_plain:
             save_checkpoint(module.model, out / "model_plain.pt", plain=True)
