@@ -276,7 +276,7 @@ def test_finetune_pushes_a_repo_that_scores_as_the_run(tmp_path, fake_api):
     args = ["finetune", "folder", "--data", str(data), "--model", "mn", "--width-mult", "0.1", "--out", str(run),
             "--epochs", "1", "--batch-size", "4", "--num-workers", "0", "--push-to-hub", "me/tones"]  # fmt: skip
     assert main(args) == 0
-    (_, repo_id, _, files), = [c for c in fake_api.calls if c[0] == "upload_folder"]
+    ((_, repo_id, _, files),) = [c for c in fake_api.calls if c[0] == "upload_folder"]
     assert repo_id == "me/tones"
     folder = tmp_path / "pulled"
     for name, content in files.items():
