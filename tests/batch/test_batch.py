@@ -19,11 +19,12 @@ import dymn
 pytest.importorskip("ray", reason="batch jobs need the [batch] extra (ray)")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from dymn.batch.jobs import BatchError, expand_inputs, plan_shards, run  # noqa: E402
+from dymn.batch.jobs import BatchError, expand_inputs, plan_shards  # noqa: E402
 from dymn.cli.main import main  # noqa: E402
 
 from ..conftest import REAL_WEIGHTS  # noqa: E402
 from ..train.tinydata import tone  # noqa: E402
+from .child import in_child, run_job  # noqa: E402
 
 MODEL = "mn01_as"  # tiny, no published sha256: a stand-in works in subprocesses too
 SLOW = "dymn10_as"  # slow enough on 10 s clips for a job to be stopped or hurt half-way
@@ -81,7 +82,7 @@ def test_tag_embed_timeline_equal_the_single_process_commands(tmp_path, release_
     release_cache(name)
     data = _corpus(tmp_path / "data")
     out = tmp_path / "tags"
-    summary = run("tag", [str(data), str(tmp_path / "gone.wav")], str(out), model=name, shard_size=3,
+    summary = run_job("tag", [str(data), str(tmp_path / "gone.wav")], str(out), model=name, shard_size=3,
                   batch_size=2, all_probabilities=True, progress=False)  # fmt: skip
     # shards hold whole chunks of `dymn tag` (16 files at batch 2): 3 asked, 16 used
     assert (summary.done, summary.failed, summary.skipped, summary.shards) == (9, 2, 0, 1)
@@ -103,7 +104,7 @@ def test_tag_embed_timeline_equal_the_single_process_commands(tmp_path, release_
             assert r["probabilities"] == [np.float32(t["probability"]) for t in s["tags"]]  # the same numbers
             assert len(r["all_probabilities"]) == 527
     # embeddings
-    run("embed", [str(data)], str(tmp_path / "emb"), model=name, progress=False)
+    run_job("embed", [str(data)], str(tmp_path / "emb"), model=name, progress=False)
     _one_thread(lambda: main(["embed", str(data), "--model", name, "--out", str(tmp_path / "e.npz")]))
     ref = np.load(tmp_path / "e.npz")
     got = {r["path"]: r["embedding"] for r in _rows(tmp_path / "emb") if r["status"] == "ok"}
@@ -111,7 +112,7 @@ def test_tag_embed_timeline_equal_the_single_process_commands(tmp_path, release_
         np.testing.assert_array_equal(np.asarray(got[str(f)], np.float32), e)
     # timelines: windows and events as `dymn timeline --format json`
     clip = data / "clip004.wav"
-    run("timeline", [str(clip)], str(tmp_path / "tl"), model=name, window=0.5, hop=0.25, progress=False)
+    run_job("timeline", [str(clip)], str(tmp_path / "tl"), model=name, window=0.5, hop=0.25, progress=False)
     (row,) = _rows(tmp_path / "tl")
     capsys.readouterr()
     _one_thread(lambda: main(["timeline", str(clip), "--model", name, "--window", "0.5", "--hop", "0.25",
@@ -130,23 +131,23 @@ def test_output_folder_of_another_job_is_refused(tmp_path, release_cache):
     release_cache(MODEL)
     data = _corpus(tmp_path / "data", 2)
     # through pyarrow's filesystems (as s3:// or gs:// would go): listing, reading, writing the shards
-    uri = run("tag", [f"file://{data}"], f"file://{tmp_path / 'uri'}", model=MODEL, progress=False)
+    uri = run_job("tag", [f"file://{data}"], f"file://{tmp_path / 'uri'}", model=MODEL, progress=False)
     assert (uri.done, uri.failed) == (3, 1)
     assert sorted(r["path"] for r in _rows(tmp_path / "uri")) == [
         f"file://{data}/{n}" for n in ("broken.wav", "clip000.wav", "clip001.wav")
     ]
-    run("tag", [str(data)], str(tmp_path / "out"), model=MODEL, progress=False)
-    again = run("tag", [str(data)], str(tmp_path / "out"), model=MODEL, progress=False)
+    run_job("tag", [str(data)], str(tmp_path / "out"), model=MODEL, progress=False)
+    again = run_job("tag", [str(data)], str(tmp_path / "out"), model=MODEL, progress=False)
     assert again.done == 0 and again.skipped == 3  # nothing twice
     with pytest.raises(BatchError, match="different job .*top_k|different job .*options"):
-        run("tag", [str(data)], str(tmp_path / "out"), model=MODEL, top_k=3, progress=False)
+        run_job("tag", [str(data)], str(tmp_path / "out"), model=MODEL, top_k=3, progress=False)
     with pytest.raises(BatchError, match="different job .*command"):
-        run("embed", [str(data)], str(tmp_path / "out"), model=MODEL, progress=False)
+        run_job("embed", [str(data)], str(tmp_path / "out"), model=MODEL, progress=False)
     stray = tmp_path / "stray"
     stray.mkdir()
     (stray / "x.parquet").write_bytes(b"")
     with pytest.raises(BatchError, match="not a dymn batch job"):
-        run("tag", [str(data)], str(stray), model=MODEL, progress=False)
+        run_job("tag", [str(data)], str(stray), model=MODEL, progress=False)
     t = time.monotonic()
     assert main(["batch", "tag", str(data), "-o", str(tmp_path / "o2"), "--address", "127.0.0.1:9"]) == 1
     assert time.monotonic() - t < 30
@@ -181,7 +182,7 @@ def test_stopped_job_resumes_to_the_uninterrupted_result(tmp_path, release_cache
     assert "Traceback" not in err, err[-2000:]
     assert not [p for p in part.iterdir() if p.name.endswith(".tmp")]  # complete shards only
     # a job that died after some shards: those are kept, the rest done, and the result is the uninterrupted one
-    full = run("tag", [str(data)], str(tmp_path / "full"), model=SLOW, shard_size=16, batch_size=1, progress=False)
+    full = run_job("tag", [str(data)], str(tmp_path / "full"), model=SLOW, shard_size=16, batch_size=1, progress=False)
     assert full.done == 112 and full.shards == 7
     shards = sorted(p.name for p in (tmp_path / "full").glob("*.parquet"))
     for name in [p.name for p in part.glob("*.parquet")]:
@@ -225,21 +226,9 @@ def test_killed_model_actor_is_retried_and_every_input_appears_once(tmp_path, re
 
 
 def test_two_node_cluster(tmp_path, release_cache):
-    from ray.cluster_utils import Cluster
-
     release_cache(MODEL)
     data = _corpus(tmp_path / "data", 39)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    try:
-        cluster.add_node(num_cpus=2)
-        cluster.wait_for_nodes()
-        summary = run("tag", [str(data)], str(tmp_path / "out"), model=MODEL, address=cluster.address,
-                      workers=2, shard_size=16, batch_size=1, progress=False)  # fmt: skip
-        import ray
-
-        assert not ray.is_initialized()  # the job disconnects; the cluster stays up
-    finally:
-        cluster.shutdown()
+    summary = in_child("tests.batch.child.two_node_job", str(data), str(tmp_path / "out"), MODEL)
     assert (summary.done, summary.failed, summary.shards) == (40, 1, 3)
     assert sorted(r["path"] for r in _rows(tmp_path / "out")) == expand_inputs([str(data)])
 
@@ -258,7 +247,7 @@ def test_detectors_detect_and_timeline_as_the_single_process_commands(tmp_path, 
     release_cache(detector, MODEL)
     data = _corpus(tmp_path / "data", n=2, seconds=3.0)
     sf.write(data / "long.wav", tone(900, 12.0, sr=16000), 16000)
-    run("detect", [str(data)], str(tmp_path / "det"), model=detector, events={"threshold": 0.2}, progress=False)
+    run_job("detect", [str(data)], str(tmp_path / "det"), model=detector, events={"threshold": 0.2}, progress=False)
     rows = {Path(r["path"]).name: r for r in _rows(tmp_path / "det")}
     assert rows["broken.wav"]["status"] == "error" and rows["broken.wav"]["events"] is None
     for name in ("clip000.wav", "long.wav"):
@@ -268,10 +257,10 @@ def test_detectors_detect_and_timeline_as_the_single_process_commands(tmp_path, 
         assert rows[name]["duration"] == ref["duration"]
         assert [(e["label"], e["onset"], e["offset"]) for e in rows[name]["events"]] == [
             (e["label"], e["onset"], e["offset"]) for e in ref["events"]]  # fmt: skip
-    run("timeline", [str(data / "long.wav")], str(tmp_path / "tl"), model=detector, progress=False)
+    run_job("timeline", [str(data / "long.wav")], str(tmp_path / "tl"), model=detector, progress=False)
     (row,) = _rows(tmp_path / "tl")
     assert len(row["window_start"]) == 300 and row["window_end"][0] == pytest.approx(0.04)  # its 40 ms frames
     with pytest.raises(dymn.UsageError, match="frame-level detector: use `dymn batch detect`"):
-        run("tag", [str(data)], str(tmp_path / "x"), model=detector, progress=False)
+        run_job("tag", [str(data)], str(tmp_path / "x"), model=detector, progress=False)
     with pytest.raises(dymn.UsageError, match="clip-level tagger"):
-        run("detect", [str(data)], str(tmp_path / "y"), model=MODEL, progress=False)
+        run_job("detect", [str(data)], str(tmp_path / "y"), model=MODEL, progress=False)
