@@ -203,7 +203,7 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
         backend: str | None = None) -> BatchSummary:  # fmt: skip
     """Run a batch job (``command``: tag, embed, timeline or detect) over ``inputs`` into Parquet shards in
     ``out_dir``. ``window``/``hop``: as :func:`dymn.timeline` (default 10 s and 1 s; a detector: its frames);
-    ``events``: :class:`~dymn.timelines.EventConfig` settings (detect: threshold and median).
+    ``events``: :class:`~dymn.inference.events.EventConfig` settings (detect: threshold and median).
 
     ``address``: None starts a local Ray instance; "auto" or HOST:PORT joins a running cluster. ``workers``:
     model actors (default: 3/4 of the cluster's CPUs, at least 1); ``gpus_per_worker`` > 0 runs them on

@@ -10,12 +10,16 @@ def register(sub) -> None:
     hub = sub.add_parser("hub", help="models as Hugging Face Hub repos: save a repo folder, push it",
                          description="models as Hugging Face Hub repos (the [hub] extra): load them anywhere with "
                                      "--model hf-hub:ORG/NAME or local-dir:PATH")  # fmt: skip
-    group = hub.add_subparsers(dest="hub_command", metavar="ACTION")
+    group = hub.add_subparsers(dest="hub_command", metavar="ACTION", help="save: a repo folder; push: to the Hub")
     group.required = True
     s = command(group, "save", "write a model (or every cached released model) as a repo folder", cmd_hub_save)
-    s.add_argument("paths", nargs="+", metavar="MODEL DIR",
-                   help="MODEL (a registry name, a model.pt, a run folder, anything --model takes) and the folder; "
-                        "with --all only the folder")  # fmt: skip
+    s.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help="a registry name, a model.pt, a run folder, anything --model takes; not with --all",
+    )
+    s.add_argument("folder", help="the repo folder to write (with --all: a folder per model inside it)")
     s.add_argument("--all", action="store_true", help="every registry model whose released weights are cached")
     s.add_argument("--with-onnx", action="store_true", help="also onnx/model.onnx (the export with its frontend)")
     p = command(group, "push", "upload a model as a Hub repo (a token with write access: huggingface-cli login)",
@@ -31,18 +35,16 @@ def register(sub) -> None:
 def cmd_hub_save(args) -> int:
     from ..hub.publish import save_all, save_pretrained
 
+    if args.all == (args.model is not None):
+        raise UsageError("dymn hub save takes MODEL DIR, or --all DIR")
     if args.all:
-        if len(args.paths) != 1:
-            raise UsageError("dymn hub save --all takes one folder (a repo folder per model goes inside it)")
-        written, skipped = save_all(args.paths[0], with_onnx=args.with_onnx)
+        written, skipped = save_all(args.folder, with_onnx=args.with_onnx)
         for folder in written:
             print(f"wrote {folder}")
         print(f"{len(written)} model(s) written; {len(skipped)} not in the cache (run e.g. `dymn tag --model NAME "
               "FILE` once to download one)")  # fmt: skip
         return 0
-    if len(args.paths) != 2:
-        raise UsageError("dymn hub save takes MODEL DIR (or --all DIR)")
-    folder = save_pretrained(args.paths[0], args.paths[1], with_onnx=args.with_onnx)
+    folder = save_pretrained(args.model, args.folder, with_onnx=args.with_onnx)
     print(f"wrote {folder}: load it with --model local-dir:{folder}, or push it with dymn hub push")
     return 0
 

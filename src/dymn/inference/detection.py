@@ -106,7 +106,7 @@ class Detection:
         return write_text(Path(path), self.scores_csv())
 
     def as_timeline(self):
-        """The frames as a :class:`~dymn.timelines.Timeline` (for :func:`~dymn.timelines.plot_timeline`)."""
+        """The frames as a :class:`~dymn.inference.timelines.Timeline` (for :func:`dymn.plot_timeline`)."""
         if self.probs is None:
             raise UsageError("the frame probabilities were not kept (detect with keep_probs=True)")
         return Timeline(list(self.labels), self.times[:, 0], self.times[:, 1], self.probs, self.duration,
@@ -215,7 +215,7 @@ class Detector:
 
     def timeline(self, audio: str | os.PathLike | np.ndarray, window: float | None = None,
                  hop: float | None = None):  # fmt: skip
-        """The frames as a :class:`~dymn.timelines.Timeline` (40 ms windows, the zero-padding's frames left
+        """The frames as a :class:`~dymn.inference.timelines.Timeline` (40 ms windows, the zero-padding's frames left
         out); with ``window`` and ``hop`` (seconds), each window's probability is the peak of its frames."""
         probs, duration = self.probabilities(audio)
         times = frame_times(len(probs), duration)

@@ -23,7 +23,7 @@ def scorer(
     detectors: bool = True,
     trained: bool = False,
 ):
-    """What turns a model's audio into scores over time: a :class:`~dymn.inference.Tagger` for a clip-level
+    """What turns a model's audio into scores over time: a :class:`~dymn.inference.tagging.Tagger` for a clip-level
     model, a :class:`Detector` for a frame-level one (``model``, ``weights``: what :func:`dymn.load` takes;
     ``backend``: where a tagger's network runs, see :func:`dymn.optimize`). ``detectors=False`` asks for a tagger
     (a detector is refused); ``trained=True`` refuses a model with random weights or a random classifier."""

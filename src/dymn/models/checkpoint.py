@@ -212,7 +212,7 @@ def validate_meta(meta, where: str | os.PathLike) -> dict:
 
 
 def checkpoint_meta(model: torch.nn.Module, name: str | None = None) -> dict:
-    """What makes a checkpoint self-describing, from the model's :class:`~dymn.model.ModelInfo`."""
+    """What makes a checkpoint self-describing, from the model's :class:`~dymn.models.info.ModelInfo`."""
     info = model.info
     meta = {
         "version": CHECKPOINT_VERSION,

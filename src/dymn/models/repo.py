@@ -6,7 +6,7 @@
   results), so no code default decides how audio is prepared;
 - ``model.safetensors``: the weights only (loaded strictly; a pickle is never read from a repo);
 - ``README.md``: the model card (:mod:`.card`);
-- optionally ``onnx/model.onnx``: the export with the frontend (written by :func:`dymn.hub.repos.save_pretrained`).
+- optionally ``onnx/model.onnx``: the export with the frontend (written by :func:`dymn.hub.publish.save_pretrained`).
 """
 
 from __future__ import annotations

@@ -225,7 +225,7 @@ def run_benchmark(
         + (f"; float32 GEMM in the same run: {gemm:.1f} GFLOP/s" if gemm else "")
         + "; each backend in its fastest way to run a batch (torch: whole, or micro-batches of 1, 2, 4; openvino:"
         " whole, or pieces run in parallel streams); GFLOP/s = 2 x MACs / the fastest backend's time; C allocator: "
-        f"{allocator.state()} (dymn.allocator).\n"
+        f"{allocator.state()} (dymn.util.allocator).\n"
     )
     return (
         markdown_table(rows, gemm)
