@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...util import altstack
 from ..backends import Plan, threads
 from ..backends import available as backends_available
 from ..compiled import CompiledModel
@@ -157,6 +158,10 @@ def runner(path: Path, chunk: int | None = None, streams: int = 1, frames: int |
         return outs
 
     def run(arr: np.ndarray):
+        with altstack.preserved():  # OpenVINO replaces this thread's signal stack
+            return run_pieces(arr)
+
+    def run_pieces(arr: np.ndarray):
         if chunk is None or len(arr) <= chunk:
             return one(arr)  # a single piece: all threads on it
         pieces = [arr[s : s + chunk] for s in range(0, len(arr), chunk)]
@@ -218,6 +223,11 @@ def fixed_batch_runner(path: Path, size: int, model: nn.Module, streams: int = 1
 def build(model: nn.Module, plan: Plan, graph: Path | None = None) -> CompiledModel:
     """``model`` on OpenVINO for ``plan`` (``micro_batch`` "auto": single clips run in parallel when there are
     threads to spare)."""
+    with altstack.preserved():  # converting and compiling replace this thread's signal stack too
+        return _build(model, plan, graph)
+
+
+def _build(model: nn.Module, plan: Plan, graph: Path | None) -> CompiledModel:
     micro_batch = plan.micro_batch
     if micro_batch == "auto":
         micro_batch = 1 if threads() > 1 and plan.batch_size > 1 else None
