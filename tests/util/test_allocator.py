@@ -10,7 +10,7 @@ import dymn
 from dymn.runtime import choice
 from dymn.util import allocator
 
-_PROBE = "from dymn import allocator; print(allocator.state(), allocator.tune(), allocator.state())"
+_PROBE = "from dymn.util import allocator; print(allocator.state(), allocator.tune(), allocator.state())"
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
