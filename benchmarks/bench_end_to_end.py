@@ -29,7 +29,7 @@ from _common import make_corpus, private_cache
 _MODEL_ONLY = r"""
 import json, sys, time, numpy as np, torch
 import dymn
-from dymn.audio import find_audio_files
+from dymn.audio.io import find_audio_files
 from dymn.inference.tagging import decode_clip
 torch.set_num_threads(2)
 folder, model_name, backend, weights = sys.argv[1:5]
