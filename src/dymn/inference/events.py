@@ -11,9 +11,9 @@ from typing import Protocol
 
 import numpy as np
 
+from ..models.configs import FRAME_SECONDS
 from ..util.errors import UsageError
 
-FRAME_SECONDS = 0.04  # 4 STFT hops of 10 ms per backbone frame, for a 10 s chunk
 EDGES = {"reflect": "symmetric", "nearest": "edge"}
 
 

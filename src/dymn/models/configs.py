@@ -93,6 +93,8 @@ class DyMNConfig:
 
 SEQ_TYPES = ("tf", "gru", "hybrid")
 SEQ_LEN = 250
+# a frame-level detector's output frames: SEQ_LEN of them for a 10 s input (4 STFT hops of 10 ms each)
+FRAME_SECONDS = 0.04
 N_CLASSES = 447
 
 

@@ -22,6 +22,7 @@ from ..util.atomic import atomic_write, write_text
 from ..util.errors import DownloadError, UsageError, WeightsError, first_line, require
 from .card import model_card, provenance_of, results_of
 from .checkpoint import Checkpoint, checkpoint_meta, validate_meta
+from .configs import FRAME_SECONDS
 from .labels import audioset_labels, audioset_strong_labels
 
 REPO_FORMAT = "dymn"
@@ -30,7 +31,6 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 ONNX_NAME = "onnx/model.onnx"
-FRAME_SECONDS = 0.04  # a frame-level detector's output frames, for a 10 s input
 
 
 def audioset_ids(labels: tuple[str, ...]) -> list[str] | None:
