@@ -57,6 +57,8 @@ def test_ensemble_members_round_trip(tmp_path):
         torch.testing.assert_close(again(wave)[0], ref(wave)[0], atol=1e-5, rtol=0)
     with pytest.raises(dymn.UsageError, match="ensemble"):
         save_pretrained(ref, tmp_path / "ens")
+    with pytest.raises(dymn.UsageError, match="optimized"):  # its state dict is not the network's
+        save_pretrained(dymn.optimize(a, backend="torch"), tmp_path / "fast")
 
 
 def _fine_tuned(tmp_path):

@@ -105,7 +105,7 @@ def scorer_from_args(args, detectors: bool = False):
     frame-level model. Untrained models are refused."""
     from ..inference.scoring import scorer
 
-    if args.batch_size < 1:
+    if args.batch_size < 1:  # named as the flag; scorer() checks it again for library callers
         raise UsageError("--batch-size must be at least 1")
     backend = backend_of(args)
     return scorer(args.model, args.device, args.batch_size, backend, weights=args.weights, detectors=detectors,

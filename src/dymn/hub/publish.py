@@ -9,9 +9,11 @@ from pathlib import Path
 
 from torch import nn
 
+from ..models.network import is_network
 from ..models.repo import ONNX_NAME, push_folder, write_repo
 from ..runtime.export import export_onnx
 from ..util.cache import cache_dir
+from ..util.errors import UsageError
 from .loader import load
 from .registry import get_pretrained_cfg, list_models
 
@@ -19,7 +21,12 @@ from .registry import get_pretrained_cfg, list_models
 def model_of(spec) -> nn.Module:
     """A network to publish: anything :func:`dymn.load` takes (a registry name, a fine-tuned ``model.pt``, a run
     folder, a repo) or a network."""
-    return load(spec) if isinstance(spec, (str, os.PathLike)) else spec
+    model = load(spec) if isinstance(spec, (str, os.PathLike)) else spec
+    if not is_network(model):
+        kind = getattr(getattr(model, "info", None), "arch", type(model).__name__)
+        raise UsageError(f"only MN, DyMN and FrameMN networks go into a model repo, not {kind} (an ensemble: save "
+                         "each member; an optimized or exported model: save the network it came from)")  # fmt: skip
+    return model
 
 
 def save_pretrained(model, folder: str | os.PathLike, *, with_onnx: bool = False, card: bool = True,

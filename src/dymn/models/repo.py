@@ -60,12 +60,9 @@ def repo_config(model: torch.nn.Module) -> dict:
 
 def write_repo(model: torch.nn.Module, folder: str | os.PathLike, *, card: bool = True,
                repo_id: str | None = None) -> Path:  # fmt: skip
-    """Write ``model`` (an MN, DyMN or FrameMN network) as a repo folder; each file replaced whole. ``card=False``
-    leaves an existing ``README.md`` as it is; ``repo_id`` names the Hub repo in the card's usage example."""
-    if not hasattr(model, "config") or getattr(model, "arch", None) not in ("mn", "dymn", "fmn"):
-        kind = getattr(getattr(model, "info", None), "arch", type(model).__name__)
-        raise UsageError(f"only MN, DyMN and FrameMN networks go into a model repo, not {kind} (an ensemble: save "
-                         "each member; an optimized or exported model: save the network it came from)")  # fmt: skip
+    """Write ``model`` (an MN, DyMN or FrameMN network: callers check, :func:`dymn.hub.publish.model_of`) as a repo
+    folder; each file replaced whole. ``card=False`` leaves an existing ``README.md`` as it is; ``repo_id`` names the
+    Hub repo in the card's usage example."""
     from safetensors.torch import save_file
 
     folder = Path(folder)

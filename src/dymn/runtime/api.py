@@ -22,7 +22,6 @@ def compile(  # noqa: A001 (the runtime's verb, as torch.compile)
     device: str | torch.device = "cpu",
     batch_size: int = 8,
     backend: str | None = None,
-    precision: str = "fp32",
     dtype: torch.dtype = torch.float32,
     micro_batch: int | None | str = "auto",
     channels_last: bool = True,
@@ -32,8 +31,6 @@ def compile(  # noqa: A001 (the runtime's verb, as torch.compile)
     (:mod:`.choice`). Returns a module with the network's ``info`` and a ``plan``."""
     if not is_network(model):
         raise UsageError(f"optimize() takes an MN or DyMN network, not {type(model).__name__}")
-    if precision != "fp32":
-        raise UsageError(f"precision {precision!r}: compile() runs fp32; int8 is optimize(model, dtype='int8')")
     backend = canonical(backend) or default_backend()
     on_cpu = torch.device(device).type == "cpu"
     if backend == "auto":

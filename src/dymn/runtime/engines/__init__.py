@@ -28,6 +28,4 @@ def build(model: nn.Module, plan: Plan, graph: Path | None = None) -> nn.Module:
     engine = ENGINES[plan.backend]
     if not engine.available():
         raise MissingDependencyError(f"the {plan.backend} backend is not installed: pip install 'dymn[fast]'")
-    if plan.backend == "torch":
-        return engine.build(model, plan)
     return engine.build(model, plan, graph)
