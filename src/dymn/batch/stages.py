@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.info import check_scores
+from ..util.errors import ScoresError
 from .corpus import local_copy
 
 
@@ -109,8 +111,10 @@ class ModelWorker:
             for i in range(n):
                 extra[i] = {"labels": [], "probabilities": [], "all_probabilities": nan}
             for j, i in enumerate(ok):
-                if not np.isfinite(probs[j]).all():
-                    errors[i] = f"{paths[i]}: the model's scores are not finite for this file"
+                try:
+                    check_scores(probs[j], paths[i])
+                except ScoresError as exc:
+                    errors[i] = str(exc)
                     continue
                 tags = top_tags(probs[j], self.tagger.labels, k)
                 extra[i] = {"labels": [t.label for t in tags], "probabilities": [t.probability for t in tags],
@@ -124,7 +128,10 @@ class ModelWorker:
                 extra[i] = {"embedding": np.full(dim, np.nan, np.float32)}
             for i in ok:  # as `dymn embed`: each file on its own
                 _, e = self.tagger.run_batch(waves[i][None])
-                extra[i] = {"embedding": e[0].astype(np.float32)}
+                try:
+                    extra[i] = {"embedding": check_scores(e[0], paths[i]).astype(np.float32)}
+                except ScoresError as exc:
+                    errors[i] = str(exc)
         elif self.command == "detect":
             for i in range(n):
                 extra[i] = self._detect(paths[i], errors, durations, i, ok)

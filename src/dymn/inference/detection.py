@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.info import check_scores
 from ..util.errors import UsageError
 from .events import FRAME_SECONDS, Event, StreamingDecoder, check_decoding, class_thresholds, frame_times
 from .timelines import Timeline, check_window_hop, window_starts
@@ -46,6 +47,8 @@ def frame_probabilities(model: torch.nn.Module, frontend: torch.nn.Module, chunk
                         device: torch.device | str = "cpu") -> np.ndarray:  # fmt: skip
     """(B * frames, C) sigmoid probabilities of a batch of equal-length chunks (B, N), frames in time order."""
     strong, _ = model(frontend(torch.from_numpy(np.ascontiguousarray(chunks, np.float32)).to(device)).unsqueeze(1))
+    if not torch.isfinite(strong).all():  # a sigmoid would show an overflow as a confident 1.0
+        check_scores(strong.float().cpu().numpy(), "a chunk of this audio")
     return torch.sigmoid(strong.float()).transpose(1, 2).reshape(-1, strong.shape[1]).cpu().numpy()
 
 
@@ -77,7 +80,7 @@ class Detection:
                 "frame_seconds": FRAME_SECONDS, "median": self.median, "events": events}  # fmt: skip
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1) + "\n"
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
     def events_rows(self, tsv: bool = False) -> list[list]:
         rows = []
@@ -115,7 +118,7 @@ class Detection:
     @staticmethod
     def dumps(results: Sequence[Detection], fmt: str = "text") -> str:
         if fmt == "json":
-            return json.dumps([r.to_dict() for r in results], indent=1) + "\n"
+            return json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False) + "\n"
         if fmt in ("csv", "tsv"):
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n", delimiter="\t" if fmt == "tsv" else ",")

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..audio.io import load_audio
 from ..util.atomic import atomic_write
-from ..util.errors import AudioError
+from ..models.info import check_scores
+from ..util.errors import AudioError, ScoresError
 from .scoring import timeline
 from .tagging import MAX_CLIP_SECONDS, Tagger
 
@@ -69,9 +70,16 @@ def embed(
                 raise
             on_error(str(p), str(exc))
             continue
-        _, emb = tagger.run_batch(wave[None])
-        if timestamps:
-            tl = timeline(wave, window=window, hop=hop, tagger=tagger, embeddings=True)
+        try:
+            _, emb = tagger.run_batch(wave[None])
+            check_scores(emb, str(p))
+            tl = timeline(wave, window=window, hop=hop, tagger=tagger, embeddings=True) if timestamps else None
+        except ScoresError as exc:
+            if on_error is None:
+                raise
+            on_error(str(p), str(exc))
+            continue
+        if tl is not None:
             w_file.append(np.full(len(tl.starts), len(files)))
             w_start.append(tl.starts)
             w_end.append(tl.ends)

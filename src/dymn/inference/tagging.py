@@ -17,10 +17,10 @@ import torch
 
 from ..audio.frontend import MelFrontend
 from ..audio.io import Decoded, audio_info, read_audio
-from ..models.info import AudioModel, ModelInfo
+from ..models.info import AudioModel, ModelInfo, check_scores
 from ..models.network import is_network
 from ..runtime.api import compile
-from ..util.errors import AudioError, UsageError, printable
+from ..util.errors import AudioError, ScoresError, UsageError, printable
 from .timelines import Timeline
 from .windows import window_timeline
 
@@ -61,7 +61,7 @@ class TagResult:
     def dumps(results: Sequence[TagResult], fmt: str = "text") -> str:
         """Results as ``text``, ``json`` (a list of objects) or ``csv`` (one row per tag)."""
         if fmt == "json":
-            return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
+            return json.dumps([r.to_dict() for r in results], indent=2, allow_nan=False) + "\n"
         if fmt == "csv":
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
@@ -252,8 +252,11 @@ class Tagger:
                 results = {p: (d, pr) for (p, d), pr in zip(good, probs)}
                 for p, d in zip(part, decoded):
                     bar.update(1)
-                    if not isinstance(d, str) and not np.isfinite(results[p][1]).all():
-                        d = f"{p}: the model's scores are not finite for this file"
+                    if not isinstance(d, str):
+                        try:
+                            check_scores(results[p][1], p)
+                        except ScoresError as exc:
+                            d = str(exc)
                     if isinstance(d, str):
                         if on_error:
                             on_error(p, d)

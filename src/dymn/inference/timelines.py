@@ -80,7 +80,7 @@ class Timeline:
         }  # fmt: skip
 
     def to_json(self, events: list[Event] | None = None, top_k: int = 10, model: str | None = None) -> str:
-        return json.dumps(self.to_dict(events, top_k, model), indent=1) + "\n"
+        return json.dumps(self.to_dict(events, top_k, model), indent=1, allow_nan=False) + "\n"
 
     def dumps(self, events: list[Event], fmt: str = "text", top_k: int = 10, model: str | None = None) -> str:
         """The events as ``fmt``: "text" (:meth:`to_text`), "csv" (:meth:`events_csv`) or "json" (:meth:`to_json`,

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from ..audio.io import audio_info, stream_audio
+from ..models.info import check_scores
 from .timelines import Timeline, check_window_hop
 
 
@@ -82,9 +83,9 @@ def window_timeline(
             return
         batch = np.stack([w for _, w in pending])
         lo, emb = tagger.run_batch(batch)
-        probs.append(tagger.probabilities(lo))
+        probs.append(check_scores(tagger.probabilities(lo), source))
         if embeddings:
-            embs.append(emb)
+            embs.append(check_scores(emb, source))
         starts.extend(s for s, _ in pending)
         pending.clear()
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..audio.frontend import FrontendConfig
-from ..util.errors import UsageError, WeightsError
+from ..util.errors import ScoresError, UsageError, WeightsError
 
 if TYPE_CHECKING:
     from .pretrained import PretrainedCfg
@@ -95,13 +95,16 @@ class ModelInfo:
             raise UsageError(f"{self.name} is {what} a random classifier; use a trained model such as dymn10_as")
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Class probabilities from logits ``(..., C)`` with this model's activation."""
+        """Class probabilities from logits ``(..., C)`` with this model's activation. A row with any logit that
+        is not finite is all NaN (a sigmoid would turn an overflow into a confident 1.0): see :func:`check_scores`."""
         logits = np.asarray(logits, dtype=np.float32)
         if self.task == "multilabel":
-            return sigmoid(logits)
-        z = logits - logits.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
+            probs = sigmoid(logits)
+        else:
+            z = logits - logits.max(axis=-1, keepdims=True)
+            e = np.exp(z)
+            probs = e / e.sum(axis=-1, keepdims=True)
+        return mark_non_finite(logits, probs)
 
     def replace(self, **changes) -> ModelInfo:
         return dataclasses.replace(self, **changes)
@@ -110,6 +113,24 @@ class ModelInfo:
         """One line for logs: name, architecture, classes, task, rate."""
         return (f"{self.name} ({self.arch}, {self.num_classes} classes, {self.task}, "
                 f"{self.sample_rate} Hz {self.input} input; {self.source})")  # fmt: skip
+
+
+def mark_non_finite(raw: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` computed from ``raw`` (..., C), with NaN in every row where ``raw`` is not all finite."""
+    bad = ~np.isfinite(raw).all(axis=-1)
+    if bad.any():
+        values = np.array(values, dtype=np.float32, copy=True)
+        values[bad] = np.nan
+    return values
+
+
+def check_scores(values: np.ndarray, source: str) -> np.ndarray:
+    """``values`` (scores, probabilities or embeddings), or a :class:`~dymn.ScoresError` naming ``source`` when
+    any is not finite: such a model's output is never reported as scores (or written as JSON ``NaN``)."""
+    if not np.isfinite(values).all():
+        raise ScoresError(f"{source}: the model's outputs are not finite numbers for this input (its weights "
+                          "overflow); nothing was reported")  # fmt: skip
+    return values
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..util.errors import AudioError, DymnError
+from ..models.info import check_scores
+from ..util.errors import AudioError, DymnError, ScoresError
 
 API_VERSION = "v1"
 
@@ -165,6 +166,13 @@ class ServiceCore:
                 os.unlink(path)
 
     # --- the endpoints' work ---------------------------------------------------------------------------
+    @staticmethod
+    def _finite(values: np.ndarray, name: str) -> np.ndarray:
+        try:
+            return check_scores(values, name)
+        except ScoresError as exc:
+            raise ServiceError(422, str(exc)) from None
+
     def _needs(self, level: str, what: str) -> None:
         """A clear 409 when an endpoint does not fit the kind of model served."""
         if self.info.level == level:
@@ -181,9 +189,7 @@ class ServiceCore:
         self._needs("clip", "tags")
         wave, duration = await self._with_file(data, name, lambda p: self._decode_file(p, name, False))
         logits, _ = await self.batcher.run(wave)
-        probs = self.tagger.probabilities(logits[None])[0]
-        if not np.isfinite(probs).all():
-            raise ServiceError(422, f"{name}: the model's scores are not finite for this file")
+        probs = self._finite(self.tagger.probabilities(logits[None])[0], name)
         result = TagResult(name, round(duration, 4), top_tags(probs, self.tagger.labels, top_k))
         return {**result.to_dict(), "model": self.info.name}
 
@@ -191,6 +197,7 @@ class ServiceCore:
         self._needs("clip", "embedding")
         wave, duration = await self._with_file(data, name, lambda p: self._decode_file(p, name, False))
         _, emb = await self.batcher.run(wave)
+        emb = self._finite(emb, name)
         return {"file": name, "duration": round(duration, 4), "model": self.info.name,
                 "embedding": [float(x) for x in emb]}  # fmt: skip
 
@@ -214,7 +221,7 @@ class ServiceCore:
             self._decode_file(path, name, True)
             try:
                 tl = timeline(path, window=window, hop=hop, tagger=self.runner)
-            except AudioError as exc:
+            except (AudioError, ScoresError) as exc:
                 raise ServiceError(422, _named(str(exc), path, name)) from None
             tl.source = name
             return tl.to_dict(detect_events(tl, cfg), top_k=top_k, model=self.info.name)
@@ -231,7 +238,7 @@ class ServiceCore:
             self._decode_file(path, name, True)
             try:
                 found = self.detector.detect(path, threshold=threshold, median=median)
-            except AudioError as exc:
+            except (AudioError, ScoresError) as exc:
                 raise ServiceError(422, _named(str(exc), path, name)) from None
             return {**found.to_dict(), "file": name}
 

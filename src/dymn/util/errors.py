@@ -50,6 +50,10 @@ class ExportError(DymnError, RuntimeError):
     """An export, or an exported file, that cannot be used."""
 
 
+class ScoresError(DymnError, ValueError):
+    """A model whose outputs are not finite numbers for an input (weights that overflow): never shown as scores."""
+
+
 class OutputError(DymnError, OSError):
     """A result that cannot be written where it was asked to go."""
 
