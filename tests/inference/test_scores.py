@@ -2,7 +2,6 @@
 command, never scores of 0 or 1, and JSON never holds NaN."""
 
 import asyncio
-import json
 
 import numpy as np
 import pytest

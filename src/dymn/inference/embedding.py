@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.io import load_audio
-from ..util.atomic import atomic_write
 from ..models.info import check_scores
+from ..util.atomic import atomic_write
 from ..util.errors import AudioError, ScoresError
 from .scoring import timeline
 from .tagging import MAX_CLIP_SECONDS, Tagger
