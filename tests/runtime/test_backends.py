@@ -263,3 +263,29 @@ def test_int8_quantizes_mn_and_runs(tmp_path, tone_wav, capsys, release_cache):
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert main(["export", "onnx", "--model", "mn10_as", "--int8", "-o", str(out)]) == 2
     assert "--int8 needs --calibration" in capsys.readouterr().err
+
+
+BAD_ENTRIES = [[], "x", 5, {"backend": 5}, {"backend": ["torch"]}, {"backend": "torch", "micro_batch": -3},
+               {"backend": "torch", "micro_batch": "x"}, {"backend": "torch", "micro_batch": 1.5},
+               {"backend": "torch", "micro_batch": 10**9}, {"backend": "torch", "micro_batch": True}]  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", BAD_ENTRIES)
+def test_a_bad_remembered_choice_is_not_used(entry):
+    assert not choice._usable(entry, ["torch", "onnxruntime"], 2)
+    assert choice._usable({"backend": "torch", "micro_batch": 2}, ["torch"], 2)
+
+
+def test_a_bad_remembered_choice_is_measured_again(_own_cache, capsys, monkeypatch):
+    model = dymn.load("mn01_as", pretrained=False)
+    monkeypatch.setattr(backends, "available", lambda: ["torch"])
+    monkeypatch.setattr(choice, "available", lambda: ["torch"])
+    key = choice.choice_key(model, 2, False)
+    for entry in (BAD_ENTRIES[0], BAD_ENTRIES[3], BAD_ENTRIES[5]):
+        (_own_cache / "backends.json").write_text(json.dumps({key: entry, "other": "kept"}))
+        backend, _ = choice.choose(model, batch_size=2)
+        assert "measuring the backends" in capsys.readouterr().err
+        store = json.loads((_own_cache / "backends.json").read_text())
+        assert store[key]["backend"] == backend == "torch" and store["other"] == "kept"
+    (_own_cache / "backends.json").write_bytes(b"\xff\x00 not json")
+    assert choice.choose(model, batch_size=2)[0] == "torch"

@@ -55,7 +55,7 @@ def test_limit_from_the_environment(monkeypatch, value, expected):
     assert cache.max_bytes() == expected
 
 
-@pytest.mark.parametrize("value", ["junk", "-1", "nan"])
+@pytest.mark.parametrize("value", ["junk", "-1", "nan", "inf", "1e400", "1e300"])
 def test_a_bad_limit_is_a_one_line_error(monkeypatch, value):
     monkeypatch.setenv("DYMN_CACHE_MAX_GB", value)
     with pytest.raises(dymn.UsageError, match="DYMN_CACHE_MAX_GB"):
@@ -143,3 +143,44 @@ def test_a_change_to_any_graph_source_gives_a_new_digest(name, tmp_path, monkeyp
     # the digest is part of every cached graph's name
     monkeypatch.setattr(graphs, "source_digest", lambda: after)
     assert graphs.versions()["dymn"].endswith(after)
+
+
+def test_a_cached_graph_that_is_not_what_dymn_wrote_is_converted_again(tmp_path, monkeypatch, capsys):
+    """A valid graph of other weights at the cached name, a garbage file, a cut file or one without its record: each
+    is converted again (one warning), and the model's own outputs come back."""
+    pytest.importorskip("onnxruntime")
+    from dymn.runtime import export
+    from dymn.runtime.api import compile as compile_model
+
+    monkeypatch.setenv("DYMN_CACHE", str(tmp_path))
+    torch_ = pytest.importorskip("torch")
+    torch_.manual_seed(0)
+    model = dymn.load("mn01_as", pretrained=False).eval()
+    other = dymn.load("mn01_as", pretrained=False).eval()
+    path = export.onnx_graph(model)
+    good = path.read_bytes()
+    x = torch_.randn(2, 1, 128, 100)
+    with torch_.inference_mode():
+        ref = model(x)[0]
+    wrong = export.onnx_graph(other).read_bytes()
+    assert wrong != good
+    for bad in (wrong, b"garbage", good[: len(good) // 2]):
+        path.write_bytes(bad)
+        capsys.readouterr()
+        fast = compile_model(model, backend="onnxruntime")
+        assert "is not the file dymn wrote" in capsys.readouterr().err
+        assert path.read_bytes() == good
+        with torch_.inference_mode():
+            assert float((fast(x)[0] - ref).abs().max()) < 1e-4
+    graph_cache.record_path(path).unlink()  # e.g. a cache written by an older dymn
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    assert export.onnx_graph(model) == path and "converting it again" in capsys.readouterr().err
+    assert export.onnx_graph(model) == path and capsys.readouterr().err == ""  # intact: used as it is
+
+
+def test_prune_removes_a_graph_with_its_record(tmp_path):
+    graph = _file(tmp_path / "compiled" / "g.onnx", 400, 9 * 86400)
+    record = _file(graph_cache.record_path(graph), 10, 9 * 86400)
+    assert graph_cache.prune(tmp_path, limit=0) == [graph]
+    assert not record.exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
-import json
 import os
 import signal
 import sys
@@ -18,20 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..models.pretrained import PretrainedCfg
-from ..util.atomic import write_text
 from ..util.cache import cache_dir
 from ..util.errors import DownloadError, WeightsError, first_line
+from ..util.integrity import read_record, sha256_file, write_record
 
 _CHUNK = 1 << 16
 DOWNLOAD_DEADLINE = 3600.0  # seconds for one file, however slowly the server trickles
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _progress(total: int | None, desc: str, enabled: bool):
@@ -118,33 +109,16 @@ def download(
                 verify(Path(tmp))
             os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
-            _record(dest, h.hexdigest())
+            write_record(dest, h.hexdigest())
             return dest
     finally:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _record_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _record(path: Path, digest: str) -> None:
-    """Remember a cached file's sha256 (with its size and mtime, so an unchanged file is not re-hashed)."""
-    st = path.stat()
-    rec = json.dumps({"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
-    try:
-        write_text(_record_path(path), rec)
-    except OSError:
-        pass  # a read-only cache still works, without the record
-
-
 def _verified(path: Path, sha256: str | None) -> str | None:
     """Why a cached file cannot be trusted (None if it can): checked against the registry's sha256 or the
     one recorded when it was downloaded."""
-    try:
-        rec = json.loads(_record_path(path).read_text())
-    except (OSError, ValueError):
-        rec = None
+    rec = read_record(path)
     expected = sha256 or (rec or {}).get("sha256")
     if expected is None:
         return None  # placed there by hand: nothing to check against
@@ -156,7 +130,7 @@ def _verified(path: Path, sha256: str | None) -> str | None:
     if actual != expected.lower():
         return f"its sha256 {actual} is not the {'published' if sha256 else 'downloaded'} {expected}"
     if rec is None or rec.get("sha256") != actual or rec.get("size") != st.st_size:
-        _record(path, actual)
+        write_record(path, actual)
     return None
 
 

@@ -71,6 +71,15 @@ def _read_choices(path: Path) -> dict:
         return {}
 
 
+def _usable(entry, candidates: list[str], batch_size: int) -> bool:
+    """Whether a remembered choice can be used as it is: a file edited by hand or by another version (wrong types,
+    a negative micro-batch) is measured again and overwritten, never a traceback."""
+    if not isinstance(entry, dict) or entry.get("backend") not in candidates:
+        return False
+    split = entry.get("micro_batch", "auto")
+    return split is None or split == "auto" or (type(split) is int and 1 <= split <= batch_size)
+
+
 def _write_choice(path: Path, key: str, entry: dict) -> None:
     data = _read_choices(path)  # other processes may have added their own choices meanwhile
     data[key] = entry
@@ -136,7 +145,7 @@ def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "
     store = cache_root() / "backends.json"
     key = choice_key(model, batch_size, int8_graph is not None)
     entry = _read_choices(store).get(key)
-    if entry and entry.get("backend") in candidates:
+    if _usable(entry, candidates, batch_size):
         try:
             return entry["backend"], compile_model(model, entry["backend"], int8_graph, batch_size=batch_size,
                                                    micro_batch=entry.get("micro_batch", "auto"))  # fmt: skip

@@ -16,6 +16,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from torch import nn
 
 from .._version import __version__
 from ..util.cache import cache_dir, max_bytes
+from ..util.integrity import read_record, record_path, sha256_files, write_record
 from .backends import BACKENDS
 
 # The modules whose code shapes a converted graph: a change to any of them (a checkout changed between releases,
@@ -54,12 +56,14 @@ GRACE_SECONDS = 3600.0
 # blob, whenever the .xml's modification time changes (dymn10: 0.14 s to load, 0.40 s to compile and write
 # 43 MB), so marking every use would make OpenVINO's cache miss on every run.
 TOUCH_SECONDS = 86400.0
+# a graph written this recently without its record yet is being recorded by the process that wrote it
+RECORD_WAIT_SECONDS = 30.0
 
 
 def touch(path: Path) -> None:
     """Mark a cached file (and an OpenVINO model's weights beside it) as used now, at most once every
     :data:`TOUCH_SECONDS`."""
-    for p in (path, path.with_suffix(".bin")) if path.suffix == ".xml" else (path,):
+    for p in [*_parts(path), record_path(path)]:
         try:
             if time.time() - p.stat().st_mtime > TOUCH_SECONDS:
                 os.utime(p)
@@ -77,13 +81,47 @@ def converting(root: Path) -> Iterator[None]:
 
 
 def cached(root: Path, path: Path, make: Callable[[], Path]) -> Path:
-    """``path`` when the cache under ``root`` already holds it (an OpenVINO model with its weights), marked as
-    used; else what ``make()`` writes, inside :func:`converting`."""
+    """``path`` when the cache under ``root`` holds it as dymn wrote it (an OpenVINO model with its weights),
+    marked as used; else what ``make()`` writes, inside :func:`converting`, recorded (:func:`intact`)."""
     if path.is_file() and (path.suffix != ".xml" or path.with_suffix(".bin").is_file()):
-        touch(path)
-        return path
+        if intact(path):
+            touch(path)
+            return path
+        # converted again and replaced in one step: a process that has the old file open keeps reading it
+        print(f"dymn: warning: the cached graph {path.name} is not the file dymn wrote (changed, cut or replaced "
+              "since); converting it again", file=sys.stderr, flush=True)  # fmt: skip
     with converting(root):
-        return make()
+        out = make()
+        if out == path:
+            write_record(path, sha256_files(_parts(path)))
+        return out
+
+
+def _parts(path: Path) -> list[Path]:
+    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def intact(path: Path) -> bool:
+    """Whether the cached graph at ``path`` (an OpenVINO model: with its weights) is byte for byte what dymn wrote
+    there: its digest, recorded at write time, is checked at every read (a cached graph is loaded once per
+    process; hashing dymn10's 18 MB ONNX graph takes about 20 ms). A graph from other weights placed at the name,
+    or a garbage or half-written file, would otherwise give wrong results or fail every run."""
+    rec = read_record(path)
+    deadline = time.monotonic() + RECORD_WAIT_SECONDS
+    while rec is None and time.monotonic() < deadline and _age(path) < RECORD_WAIT_SECONDS:
+        time.sleep(0.2)  # another process has just written the graph and is hashing it for its record
+        rec = read_record(path)
+    try:
+        return rec is not None and rec["sha256"] == sha256_files(_parts(path))
+    except OSError:
+        return False
 
 
 def prune(root: Path, limit: int | None = None) -> list[Path]:
@@ -96,6 +134,8 @@ def prune(root: Path, limit: int | None = None) -> list[Path]:
         if base.is_dir():
             for dirpath, _, names in os.walk(base):
                 for name in names:
+                    if name.endswith(".sha256"):
+                        continue  # removed with its graph
                     try:
                         st = os.stat(os.path.join(dirpath, name))
                     except OSError:
@@ -109,6 +149,7 @@ def prune(root: Path, limit: int | None = None) -> list[Path]:
             break
         try:
             path.unlink()
+            record_path(path).unlink(missing_ok=True)
         except OSError:
             continue
         total -= size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -23,6 +24,6 @@ def max_bytes() -> int:
         gb = float(value)
     except ValueError:
         gb = -1.0
-    if not gb >= 0:  # also NaN
+    if not (gb >= 0 and math.isfinite(gb * 1e9)):  # also NaN, and sizes that overflow (1e400)
         raise UsageError(f"DYMN_CACHE_MAX_GB={value!r}: give a size in gigabytes, such as 2 or 0.5")
     return int(gb * 1e9)
