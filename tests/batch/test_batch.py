@@ -266,3 +266,55 @@ def test_detectors_detect_and_timeline_as_the_single_process_commands(tmp_path, 
         run_job("tag", [str(data)], str(tmp_path / "x"), model=detector, progress=False)
     with pytest.raises(dymn.UsageError, match="clip-level tagger"):
         run_job("detect", [str(data)], str(tmp_path / "y"), model=MODEL, progress=False)
+
+
+def test_an_existing_path_is_not_a_pattern(tmp_path):
+    literal = tmp_path / "take[1].wav"
+    sf.write(literal, tone(300, 0.5, seed=0), 32000)
+    sf.write(tmp_path / "take1.wav", tone(300, 0.5, seed=1), 32000)
+    assert expand_inputs([str(literal)]) == [str(literal)]
+    folder = tmp_path / "set[a]"
+    folder.mkdir()
+    sf.write(folder / "x.wav", tone(300, 0.5, seed=2), 32000)
+    assert expand_inputs([str(folder)]) == [str(folder / "x.wav")]
+    assert expand_inputs([str(tmp_path / "take?.wav")]) == [str(tmp_path / "take1.wav")]  # a pattern still is one
+
+
+def _damage(path: Path, how: str, other: Path) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "garbled":
+        mid = len(data) // 2
+        path.write_bytes(data[:mid] + bytes(b ^ 0xFF for b in data[mid : mid + 64]) + data[mid + 64 :])
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:  # another shard's rows under this shard's name
+        path.write_bytes(other.read_bytes())
+
+
+def test_a_damaged_shard_is_done_again_and_odd_names_are_kept(tmp_path, release_cache):
+    """Resume counts a shard as done only when it reads back whole and holds exactly its inputs; a file name that
+    is not UTF-8 is tagged like any other and kept exactly (path_bytes), shown escaped (path)."""
+    release_cache(MODEL)
+    data = _corpus(tmp_path / "data", 78, seconds=0.5)
+    odd = os.fsdecode(bytes(data) + b"/caf\xe9-\xff.wav")  # Latin-1 bytes: not UTF-8
+    sf.write(data / "odd.wav", tone(440, 0.5, seed=9), 32000)
+    os.rename(data / "odd.wav", odd)  # libsndfile's own open takes UTF-8 names only
+    out = tmp_path / "out"
+    first = run_job("tag", [str(data)], str(out), model=MODEL, shard_size=16, batch_size=2, progress=False)
+    assert first.done == 80 and first.shards == 5 and first.failed == 1
+    rows = _rows(out)
+    assert len(rows) == 80
+    (row,) = [r for r in rows if r["path_bytes"] == os.fsencode(odd)]
+    assert row["status"] == "ok" and row["path"].endswith("caf\\xe9-\\xff.wav") and row["labels"]
+    reference = {r["path_bytes"]: r for r in rows}
+    shards = sorted(out.glob("*.parquet"))
+    for shard, how in zip(shards[1:], ("truncated", "garbled", "empty", "duplicate")):
+        _damage(shard, how, shards[0])
+    again = run_job("tag", [str(data)], str(out), model=MODEL, shard_size=16, batch_size=2, progress=False)
+    assert again.skipped == 16 and again.done == 64 and again.damaged == [s.name for s in shards[1:]]
+    assert {r["path_bytes"]: r for r in _rows(out)} == reference
+    (out / "copy.parquet").write_bytes(shards[0].read_bytes())
+    with pytest.raises(BatchError, match="not this job's shards"):
+        run_job("tag", [str(data)], str(out), model=MODEL, shard_size=16, batch_size=2, progress=False)

@@ -28,7 +28,7 @@ def _evil(tmp_path, name="evil.pt", state_dict=None, **meta):
     [
         ({"arch_config": {"width_mult": 40}}, "width_mult = 40 is outside the sane range"),
         ({"arch_config": {"num_classes": 2_000_000_000}}, "num_classes = 2000000000 is outside"),
-        ({"frontend": {"n_fft": 10**9}}, "frontend n_fft = 1000000000 is outside"),
+        ({"frontend": {"n_fft": 10**9}}, "frontend in the metadata: n_fft = 1000000000 is outside"),
         ({"arch": "evil"}, "unknown architecture 'evil'"),
         ({"arch_config": None}, "no architecture config"),
         ({"arch_config": {"width_mult": "wide"}}, "width_mult must be a number"),

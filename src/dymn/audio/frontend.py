@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 
 import numpy as np
@@ -28,9 +28,55 @@ class FrontendConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values) -> FrontendConfig:
+        """A config from a file's metadata (a checkpoint's or an ONNX file's), checked first: types, sane ranges,
+        and the work and memory they imply (a hostile file must not make us allocate gigabytes), else a
+        ValueError that names the value."""
+        if not isinstance(values, dict):
+            raise ValueError("the frontend must be a mapping")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in values if k not in names)
+        if unknown:
+            raise ValueError(f"unknown frontend option(s): {', '.join(unknown)[:200]}")
+        for key, (lo, hi) in FRONTEND_RANGES.items():
+            if key in values:
+                _bounded(values[key], lo, hi, key, integer=True)
+        for key in ("fmin", "fmax"):
+            if values.get(key) is not None:
+                _bounded(values[key], 0, 192000, key)
+        if values.get("log_floor") is not None:
+            _bounded(values["log_floor"], 1e-30, 1.0, "log_floor")
+        cfg = cls(**values)
+        if cfg.win_length > cfg.n_fft:
+            raise ValueError(f"win_length {cfg.win_length} is longer than n_fft {cfg.n_fft}")
+        bins = cfg.sample_rate / cfg.hop_length * (cfg.n_fft // 2 + 1)
+        if bins > MAX_BINS_PER_SECOND:
+            raise ValueError(
+                f"hop_length {cfg.hop_length} with n_fft {cfg.n_fft} at {cfg.sample_rate} Hz means "
+                f"{bins:.3g} STFT values per second of audio (at most {MAX_BINS_PER_SECOND:.0e})"
+            )
+        return cfg
+
     def frames(self, samples: int) -> int:
         """Spectrogram frames of ``samples`` samples of audio (centred STFT: one frame per hop, plus one)."""
         return 1 + (int(samples) - 1) // self.hop_length
+
+
+# what a file may ask for: the released models use 16/32 kHz, 128 mels, n_fft 1024 (at most 512 STFT frames and
+# 51,300 values per second); these bounds are 10-20x beyond any of them
+FRONTEND_RANGES = {"sample_rate": (1000, 384000), "n_mels": (8, 512), "win_length": (16, 16384),
+                   "hop_length": (16, 16384), "n_fft": (16, 16384)}  # fmt: skip
+MAX_BINS_PER_SECOND = 1e6
+
+
+def _bounded(value, lo: float, hi: float, what: str, integer: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a number, got {value!r:.60}")
+    if integer and value != int(value):
+        raise ValueError(f"{what} must be a whole number, got {value!r:.60}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{what} = {value} is outside the sane range {lo}..{hi}")
 
 
 def _mel_scalar(f: float) -> float:

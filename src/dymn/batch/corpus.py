@@ -95,7 +95,7 @@ def expand_inputs(inputs: list[str]) -> list[str]:
             paths += _manifest(raw)
         elif is_remote(raw):
             paths += _remote_listing(raw)
-        elif any(c in raw for c in "*?["):
+        elif any(c in raw for c in "*?[") and not os.path.exists(raw):  # a name that exists is taken literally
             found = sorted(globlib.glob(raw, recursive=True))
             if not found:
                 raise BatchError(f"{raw}: the pattern matches no file")
@@ -126,6 +126,27 @@ def plan_shards(paths: list[str], shard_size: int = SHARD_SIZE) -> list[Shard]:
         digest = hashlib.sha256("\n".join(part).encode("utf-8", "surrogateescape")).hexdigest()[:12]
         shards.append(Shard(i // shard_size, f"part-{i // shard_size:06d}-{digest}.parquet", part))
     return shards
+
+
+def path_text(path: str) -> str:
+    """A path as UTF-8 text for a Parquet string column: the bytes of a name that is not UTF-8 are shown as
+    ``\\xNN`` (its exact bytes are in the ``path_bytes`` column)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace") if not is_remote(path) else text(path)
+
+
+def text(message: str) -> str:
+    """A message that may quote a non-UTF-8 file name, as UTF-8 text (the name's odd bytes as ``\\xNN``)."""
+    return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def to_wire(paths: list[str]) -> list[bytes]:
+    """Paths as the bytes they name, to pass through Ray and Arrow (which take only UTF-8 strings) unchanged."""
+    return [os.fsencode(p) for p in paths]
+
+
+def from_wire(paths) -> list[str]:
+    """Inverse of :func:`to_wire`."""
+    return [os.fsdecode(p) if isinstance(p, bytes) else str(p) for p in paths]
 
 
 def local_copy(path: str):

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..util.errors import BatchError, UsageError, require
 from ..util.raycluster import check_address, connect, quiet
-from .corpus import SHARD_SIZE, expand_inputs, filesystem, is_remote, plan_shards
+from .corpus import SHARD_SIZE, expand_inputs, filesystem, is_remote, plan_shards, to_wire
 from .stages import ModelWorker, decode_batch
 
 COMMANDS = ("tag", "embed", "timeline", "detect")
@@ -48,6 +48,7 @@ class BatchSummary:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    damaged: list[str] = field(default_factory=list)  # shard files found damaged, done again
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -59,6 +60,11 @@ class BatchSummary:
         lines = [f"{self.done} files done ({self.failed} failed), {self.skipped} skipped as already done, "
                  f"in {self.seconds:.1f} s ({self.files_per_second:.1f} files/s); "
                  f"{self.shards} shard{'s' if self.shards != 1 else ''} in {self.out_dir}"]  # fmt: skip
+        if self.damaged:
+            lines.append(
+                f"  {len(self.damaged)} shard file(s) were damaged or did not hold their inputs and were "
+                f"done again: {', '.join(self.damaged[:3])}{' ...' if len(self.damaged) > 3 else ''}"
+            )
         lines += [f"  failed: {e}" for e in self.errors[:10]]
         if len(self.errors) > 10:
             lines.append(f"  ... and {len(self.errors) - 10} more (rows with status 'error')")
@@ -119,6 +125,17 @@ class _Output:
             f.write(data)
         self.fs.move(tmp, self._join(name))
 
+    def holds(self, shard) -> bool:
+        """Whether a shard file reads back whole and holds exactly its inputs, in order: a file cut, garbled,
+        emptied or copied from another shard is not done."""
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(self._join(shard.name), filesystem=self.fs)
+            return table.num_rows == len(shard.paths) and table.column("path_bytes").to_pylist() == to_wire(shard.paths)
+        except Exception:  # noqa: BLE001 (whatever pyarrow makes of a damaged file)
+            return False
+
     def prepare(self, job: dict) -> set[str]:
         """Refuse a folder that holds another job's output; write the job file; the complete shards."""
         names = self.listing()
@@ -147,7 +164,8 @@ def _table(rows: list[dict], command: str, num_classes: int, embed_dim: int):
     import pyarrow as pa
 
     def col(name):  # a failed file's results are nulls
-        return [r.get(name) if r["status"] == "ok" or name in ("path", "duration", "status", "error") else None
+        return [r.get(name) if r["status"] == "ok" or name in ("path", "path_bytes", "duration", "status", "error")
+                else None
                 for r in rows]  # fmt: skip
 
     def fixed(values, width):
@@ -157,7 +175,8 @@ def _table(rows: list[dict], command: str, num_classes: int, embed_dim: int):
         mask = pa.array([v is None for v in values])
         return pa.compute.if_else(mask, pa.scalar(None, arr.type), arr)
 
-    data = {"path": pa.array(col("path"), pa.string()), "duration": pa.array(col("duration"), pa.float64()),
+    data = {"path": pa.array(col("path"), pa.string()), "path_bytes": pa.array(col("path_bytes"), pa.binary()),
+            "duration": pa.array(col("duration"), pa.float64()),
             "status": pa.array(col("status"), pa.string()), "error": pa.array(col("error"), pa.string())}  # fmt: skip
     if command == "tag":
         data["labels"] = pa.array(col("labels"), pa.list_(pa.string()))
@@ -265,9 +284,16 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
     spec = f"{model or ''}|{weights or ''}"
     job = _job(command, net.info.name, spec, options, paths, shard_size)
     out = _Output(out_dir)
-    complete = out.prepare(job)
+    found = out.prepare(job)
+    strays = sorted(found - {s.name for s in shards})
+    if strays:  # read with the shards, their rows would be counted twice or belong to nothing
+        more = " ..." if len(strays) > 3 else ""
+        raise BatchError(f"{out.uri}: holds Parquet files that are not this job's shards ({', '.join(strays[:3])}"
+                         f"{more}); move them out of the folder and run again")  # fmt: skip
+    complete = {s.name for s in shards if s.name in found and out.holds(s)}
     pending = [s for s in shards if s.name not in complete]
-    summary = BatchSummary(out.uri, len(shards), skipped=sum(len(s.paths) for s in shards if s.name in complete))
+    summary = BatchSummary(out.uri, len(shards), skipped=sum(len(s.paths) for s in shards if s.name in complete),
+                           damaged=sorted(found - complete))  # fmt: skip
     if not pending:
         return summary
     started = time.perf_counter()
@@ -298,7 +324,7 @@ def _run_pending(ray, net, command, options, pending, out, summary, workers, gpu
         raise BatchError(f"--workers {workers} needs {workers * WORKER_CPUS:g} CPUs for the model and some for "
                          f"decoding; the cluster has {cpus:g} CPUs")  # fmt: skip
     count = chunk_size(batch_size)
-    rows = [{"shard": s.index, "first": j, "paths": s.paths[j : j + count]}
+    rows = [{"shard": s.index, "first": j, "paths": to_wire(s.paths[j : j + count])}
             for s in pending for j in range(0, len(s.paths), count)]  # fmt: skip
     expected = {s.index: len(s.paths) for s in pending}
     by_index = {s.index: s for s in pending}

@@ -3,11 +3,13 @@ the single-process command does for a file (the same decoding, chunks and batche
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..models.info import check_scores
 from ..util.errors import ScoresError
-from .corpus import local_copy
+from .corpus import from_wire, local_copy, path_text, text, to_wire
 
 
 def decode_batch(batch: dict, sample_rate: int, command: str) -> dict:
@@ -21,7 +23,7 @@ def decode_batch(batch: dict, sample_rate: int, command: str) -> dict:
 
     out: dict[str, list] = {k: [] for k in ("shard", "order", "path", "flat", "lengths", "error", "note")}
     for shard, first, paths in zip(batch["shard"], batch["first"], batch["paths"]):
-        paths = [str(p) for p in paths]
+        paths = from_wire(paths)
         local, cleanups, errors = {}, [], {}
         for p in paths:
             try:
@@ -52,10 +54,10 @@ def decode_batch(batch: dict, sample_rate: int, command: str) -> dict:
                 names = [back[lp] for lp in chunk]
                 out["shard"].append(int(shard))
                 out["order"].append(np.asarray([int(first) + paths.index(n) for n in names], np.int64))
-                out["path"].append(np.asarray(names, dtype=object))
+                out["path"].append(np.asarray(to_wire(names), dtype=object))
                 out["flat"].append(np.concatenate(waves).astype(np.float32) if waves else np.zeros(0, np.float32))
                 out["lengths"].append(np.asarray(lengths, np.int64))
-                out["error"].append(np.asarray(errs, dtype=object))
+                out["error"].append(np.asarray([text(e) for e in errs], dtype=object))
                 out["note"].append(np.asarray(notes, dtype=object))
         finally:
             for cleanup in cleanups:
@@ -89,7 +91,7 @@ class ModelWorker:
         for i in range(len(batch["shard"])):
             lengths = np.asarray(batch["lengths"][i], np.int64)
             waves = np.split(np.asarray(batch["flat"][i], np.float32), np.cumsum(lengths)[:-1])
-            paths, orders = [str(p) for p in batch["path"][i]], [int(o) for o in batch["order"][i]]
+            paths, orders = from_wire(batch["path"][i]), [int(o) for o in batch["order"][i]]
             errors = [str(e) for e in batch["error"][i]]
             rows += self._chunk(int(batch["shard"][i]), paths, orders, waves, errors)
         return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
@@ -138,9 +140,12 @@ class ModelWorker:
         else:
             for i in range(n):
                 extra[i] = self._timeline(paths[i], errors, durations, i, ok)
-        return [{"path": paths[i], "shard": shard, "order": orders[i], **extra[i],
+        # Arrow takes only UTF-8: a name that is not is kept exactly as bytes, and shown escaped
+        return [{"path": path_text(paths[i]), "path_bytes": os.fsencode(paths[i]), "shard": shard,
+                 "order": orders[i], **extra[i],
                  "duration": round(durations[i], 4) if durations[i] == durations[i] else None,
-                 "error": errors[i] or None, "status": "error" if errors[i] else "ok"} for i in range(n)]  # fmt: skip
+                 "error": text(errors[i]) or None, "status": "error" if errors[i] else "ok"}
+                for i in range(n)]  # fmt: skip
 
     def _detect(self, path: str, errors: list[str], durations: list[float], i: int, ok: list[int]) -> dict:
         from ..util.errors import AudioError
@@ -153,7 +158,7 @@ class ModelWorker:
                 found = self.tagger.detect(local, threshold=self.options["threshold"], median=self.options["median"])
             finally:
                 cleanup()
-        except (AudioError, OSError) as exc:
+        except (AudioError, OSError, ScoresError) as exc:
             errors[i] = str(exc)
             return {"events": []}
         durations[i] = found.duration
@@ -175,7 +180,7 @@ class ModelWorker:
                 tl = timeline(local, window=o["window"], hop=o["hop"], tagger=self.tagger)
             finally:
                 cleanup()
-        except (AudioError, OSError) as exc:
+        except (AudioError, OSError, ScoresError) as exc:
             errors[i] = str(exc)
             return empty
         durations[i] = tl.duration

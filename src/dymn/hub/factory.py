@@ -101,10 +101,16 @@ def build_network(
     file_classes = _num_classes_in(state, head_type) if ckpt else None
     if file_classes is not None and "num_classes" not in overrides:
         options["num_classes"] = file_classes  # a fine-tuned plain state dict keeps its class count
+    if ckpt is not None:
+        # the file's tensors against the network its metadata asks for, on the meta device (no memory): metadata
+        # within range may still ask for a huge network (width 8 with 100,000 classes) that its weights do not fill
+        with torch.device("meta"):
+            probe = _build(arch, options)
+        replace_head = file_classes is not None and file_classes != probe.config.num_classes
+        probe.check_fits(state, source, new_last_layer=replace_head)
     model = _build(arch, options)
     num_classes = model.config.num_classes
     if ckpt is not None:
-        replace_head = file_classes is not None and file_classes != num_classes
         model.load_weights(state, source, new_last_layer=replace_head)
         if replace_head:
             label_spec = None

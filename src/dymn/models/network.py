@@ -47,17 +47,23 @@ class NetworkMixin:
         """Re-initialise the class layer(s) the way a fresh model would be."""
         reset_last_layer(self, self.config.head_type)
 
-    def load_weights(self, state_dict: dict[str, torch.Tensor], source: str = "weights",
-                     new_last_layer: bool = False) -> None:  # fmt: skip
-        """Load ``state_dict`` strictly (a mismatch is a :class:`~dymn.WeightsError` that names it in plain words;
-        so are NaN or infinite values). ``new_last_layer``: the file's class layer is left out and the model's
-        own re-initialised (fine-tuning to other classes)."""
+    def check_fits(self, state_dict: dict[str, torch.Tensor], source: str = "weights",
+                   new_last_layer: bool = False) -> None:  # fmt: skip
+        """Load ``state_dict`` strictly, or raise the :class:`~dymn.WeightsError` that names the mismatch. On a
+        network built on the meta device this checks the shapes with no memory (see :func:`load_weights`)."""
         sd = dict(state_dict)
         if new_last_layer:
             last = self.last_layer_prefixes()
             sd = {k: v for k, v in sd.items() if not k.startswith(last)}
             sd.update({k: v for k, v in self.state_dict().items() if k.startswith(last)})
         load_weights_strict(self, sd, source=source)
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor], source: str = "weights",
+                     new_last_layer: bool = False) -> None:  # fmt: skip
+        """Load ``state_dict`` strictly (a mismatch is a :class:`~dymn.WeightsError` that names it in plain words;
+        so are NaN or infinite values). ``new_last_layer``: the file's class layer is left out and the model's
+        own re-initialised (fine-tuning to other classes)."""
+        self.check_fits(state_dict, source, new_last_layer)
         bad = [k for k, v in self.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
             raise WeightsError(f"{source}: {len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]})")
