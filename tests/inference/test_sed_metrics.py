@@ -88,3 +88,52 @@ def test_detect_scores_feed_the_evaluation(tmp_path, release_cache):
     truth = _truth(tmp_path / "t.tsv", [("c.wav", 0.5, 1.5, "Speech")])
     m = evaluate(tmp_path / "pred", truth)
     assert 0.0 <= m["psds1"] <= 1.0 and m["classes"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--collar", "-1"], "--collar"), (["--threshold", "nan"], "--threshold"), (["--threshold", "2"], "--threshold"),
+     (["--median", "4"], "--median")],
+)  # fmt: skip
+def test_bad_settings_are_refused(tmp_path, capsys, args, message):
+    _scores(tmp_path / "pred", "a", {"Speech": (25, 75)})
+    truth = _truth(tmp_path / "t.tsv", [("a.wav", 1.0, 3.0, "Speech")])
+    assert main(["evaluate-sed", "--pred", str(tmp_path / "pred"), "--truth", str(truth), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_bad_tables_are_one_line_errors(tmp_path, capsys):
+    truth = _truth(tmp_path / "t.tsv", [("a.wav", 1.0, 3.0, "Speech")])
+    pred = tmp_path / "pred"
+    _scores(pred, "a", {"Speech": (25, 75)})
+    cases = {}
+    both = tmp_path / "both"  # one file's predictions twice: which to keep would be a guess
+    _scores(both, "a", {"Speech": (25, 75)})
+    (both / "a.tsv").write_text((both / "a.csv").read_text().replace(",", "\t"))
+    cases["both"] = (both, truth, [], "both a.csv and a.tsv")
+    nan = tmp_path / "nan"
+    _scores(nan, "a", {})
+    (nan / "a.csv").write_text((nan / "a.csv").read_text().replace("0.0500", "nan", 1))
+    cases["nan"] = (nan, truth, [], "not finite")
+    latin = tmp_path / "latin"
+    _scores(latin, "a", {})
+    (latin / "a.csv").write_bytes((latin / "a.csv").read_bytes().replace(b"Speech", b"Sp\xe9ech"))
+    cases["latin"] = (latin, truth, [], "not a score table")
+    huge = tmp_path / "huge.tsv"
+    huge.write_text("filename\tonset\toffset\tevent_label\n" + "a.wav\t1\t1e308\tSpeech\n")
+    cases["1e308"] = (pred, huge, [], "line 2: need 0 <= onset <= offset")
+    field = tmp_path / "field.tsv"
+    field.write_text("filename\tonset\toffset\tevent_label\n" + "a.wav\t1\t2\t" + "x" * 200_000 + "\n")
+    cases["field"] = (pred, field, [], "line 2")
+    latin_truth = tmp_path / "latin.tsv"
+    latin_truth.write_bytes(b"filename\tonset\toffset\tevent_label\na.wav\t1\t2\tSp\xe9ech\n")
+    cases["latin truth"] = (pred, latin_truth, [], "not UTF-8")
+    for value in ("nan", "-5", "1e308"):
+        d = tmp_path / f"durations{value}.tsv"
+        d.write_text(f"a.wav\t{value}\n")
+        cases[f"durations {value}"] = (pred, truth, ["--durations", str(d)], "the duration of a")
+    for name, (p, t, extra, message) in cases.items():
+        assert main(["evaluate-sed", "--pred", str(p), "--truth", str(t), *extra]) == 1, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (name, err)

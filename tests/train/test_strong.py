@@ -135,3 +135,32 @@ def test_cli_finetune_strong(strong_set, tmp_path, capsys):
     assert f"dymn detect FILE --model {out / 'model.pt'}" in capsys.readouterr().out
     assert main(["finetune", "strong", "--data", str(strong_set), "--out", str(tmp_path / "y")]) == 2
     assert "--model fmn10_tf256" in capsys.readouterr().err
+
+
+def test_a_strong_tsv_is_streamed_and_stops_at_the_first_problems(tmp_path):
+    """100 MB of missing file names fails after the first ten, in bounded memory (an RLIMIT_AS child); a huge
+    onset, a 200,000-character field and bytes that are not UTF-8 are one-line errors."""
+    import subprocess
+    import sys
+
+    from dymn.datasets.common import DataError
+
+    big = tmp_path / "big.tsv"
+    with big.open("w") as f:
+        row = "missing/{:09d}.wav\t0.5\t1.5\tbeep\n"
+        for i in range(3_600_000):
+            f.write(row.format(i))
+    assert big.stat().st_size > 100e6
+    code = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))\n"
+            "from dymn.datasets.strong import read_strong_tsv\nfrom dymn.datasets.common import DataError\n"
+            "try:\n    read_strong_tsv(sys.argv[1])\nexcept DataError as e:\n    print('refused:', e)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "names 10 (stopped there) missing" in done.stdout, done.stdout + done.stderr
+    for content, message in [(b"a.wav\t1\t1e308\tbeep\n", "line 1: need 0 <= onset <= offset"),
+                             (b"a.wav\t1\t2\t" + b"x" * 200_000 + b"\n", "line 1"),
+                             (b"a.wav\t1\t2\tb\xe9ep\n", "not UTF-8")]:  # fmt: skip
+        bad = tmp_path / "bad.tsv"
+        bad.write_bytes(content)
+        (tmp_path / "a.wav").write_bytes(b"")
+        with pytest.raises(DataError, match=message):
+            read_strong_tsv(bad)

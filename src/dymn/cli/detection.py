@@ -74,8 +74,6 @@ def cmd_detect(args) -> int:
 def cmd_evaluate_sed(args) -> int:
     from ..inference.sed_metrics import evaluate, read_durations
 
-    if args.median < 1 or args.median % 2 == 0:
-        raise UsageError("--median must be a positive odd number of frames")
     durations = read_durations(args.durations) if args.durations else None
     m = evaluate(args.pred, args.truth, durations, args.median, args.threshold, args.collar)
     if args.format == "json":

@@ -9,50 +9,44 @@ chunk's target is (frames, classes): frame ``i`` spans ``[i, i + 1) * clip / fra
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 
+from ..util.eventtables import event_rows
 from .common import AudioCache, DataError
-from .sets import ClipDataset, check_files_exist
+from .sets import ClipDataset
 
 Events = list[tuple[float, float, int]]  # (onset, offset, class index)
 
 
-def read_strong_tsv(path: Path) -> list[tuple[Path, list[tuple[float, float, str]]]]:
-    """``[(audio path, [(onset, offset, label), ...]), ...]`` in file order of first appearance."""
+def read_strong_tsv(path: Path, max_missing: int = 10) -> list[tuple[Path, list[tuple[float, float, str]]]]:
+    """``[(audio path, [(onset, offset, label), ...]), ...]`` in file order of first appearance. The table is
+    streamed (:func:`~dymn.util.eventtables.event_rows`) and each file checked when it first appears: reading
+    stops at ``max_missing`` missing files, so a huge table of wrong names fails fast and small."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such TSV file")
     files: dict[str, list] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f, delimiter="\t"))
-    if rows and [c.strip() for c in rows[0][:4]] == ["filename", "onset", "offset", "event_label"]:
-        rows = rows[1:]
-    for line, row in enumerate(rows, start=2):
-        if not row or not any(c.strip() for c in row):
-            continue
-        if len(row) not in (1, 4):
-            raise DataError(f"{path}, line {line}: expected filename, onset, offset, event_label separated by tabs")
-        name = row[0].strip()
-        events = files.setdefault(name, [])
-        if len(row) == 1 or not row[3].strip():
-            continue  # a file without events
-        try:
-            onset, offset = float(row[1]), float(row[2])
-        except ValueError:
-            raise DataError(f"{path}, line {line}: onset and offset must be numbers of seconds, got "
-                            f"{row[1]!r}, {row[2]!r}") from None  # fmt: skip
-        if not (0 <= onset <= offset and math.isfinite(offset)):
-            raise DataError(f"{path}, line {line}: need 0 <= onset <= offset, got {onset} and {offset}")
-        events.append((onset, offset, row[3].strip()))
+    missing: list[Path] = []
+    for name, event in event_rows(path):
+        events = files.get(name)
+        if events is None:
+            events = files[name] = []
+            if not (path.parent / name).is_file():
+                missing.append(path.parent / name)
+                if len(missing) >= max_missing:
+                    break
+        if event is not None:
+            events.append(event)
+    if missing:
+        shown = ", ".join(str(p) for p in missing[:3])
+        more = f"{len(missing)} (stopped there)" if len(missing) >= max_missing else str(len(missing))
+        raise DataError(f"{path} names {more} missing audio file(s), e.g. {shown}")
     if not files:
         raise DataError(f"{path}: no rows (expected filename, onset, offset, event_label)")
-    out = [(path.parent / name, evs) for name, evs in files.items()]
-    check_files_exist([p for p, _ in out], str(path))
-    return out
+    return [(path.parent / name, evs) for name, evs in files.items()]
 
 
 def strong_split(tsv: Path, val_tsv: Path | None = None, val_fraction: float = 0.2, seed: int = 0,

@@ -6,6 +6,7 @@ Use :func:`dymn.load`; this module is its engine for MN and DyMN networks.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import torch
 from torch import nn
@@ -107,7 +108,9 @@ def build_network(
         with torch.device("meta"):
             probe = _build(arch, options)
         replace_head = file_classes is not None and file_classes != probe.config.num_classes
-        probe.check_fits(state, source, new_last_layer=replace_head)
+        with warnings.catch_warnings():  # "copying ... to a meta parameter is a no-op": the point here
+            warnings.simplefilter("ignore")
+            probe.check_fits(state, source, new_last_layer=replace_head)
     model = _build(arch, options)
     num_classes = model.config.num_classes
     if ckpt is not None:

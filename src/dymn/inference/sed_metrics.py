@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..util.errors import DataError
+from ..util.errors import DataError, first_line
+from ..util.eventtables import MAX_EVENT_SECONDS, event_rows
 from .events import median_filter
 
 PSDS1 = dict(dtc_threshold=0.7, gtc_threshold=0.7, cttc_threshold=None, alpha_ct=0.0, alpha_st=1.0, max_efpr=100.0)
@@ -30,23 +32,15 @@ def _audio_id(name: str) -> str:
 def read_truth(path: str | os.PathLike) -> dict[str, list[tuple[float, float, str]]]:
     """Events per audio id from a TSV with ``filename, onset, offset, event_label``; overlapping events of one
     class in one file are merged (as the reference prepares AudioSet-Strong)."""
-    path = Path(path)
-    try:
-        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8"), delimiter="\t"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the ground truth ({exc})") from None
-    need = {"filename", "onset", "offset", "event_label"}
-    if not rows or not need <= set(rows[0]):
-        raise DataError(f"{path}: the ground truth needs the tab-separated columns {', '.join(sorted(need))}")
     events: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    for i, r in enumerate(rows, 2):
-        try:
-            on, off = float(r["onset"]), float(r["offset"])
-        except (TypeError, ValueError):
-            raise DataError(f"{path}:{i}: onset and offset must be numbers") from None
-        if not (np.isfinite(on) and np.isfinite(off)) or on < 0 or off <= on:
-            raise DataError(f"{path}:{i}: needs 0 <= onset < offset, got {on} and {off}")
-        events.setdefault(_audio_id(r["filename"]), {}).setdefault(r["event_label"], []).append((on, off))
+    for name, event in event_rows(path, header_required=True):
+        if event is not None:
+            on, off, label = event
+            if off <= on:
+                raise DataError(f"{path}: an event of {name} ends where it starts ({on:g} s)")
+            events.setdefault(_audio_id(name), {}).setdefault(sys.intern(label), []).append((on, off))
+    if not events:
+        raise DataError(f"{path}: the ground truth holds no events")
     merged = {}
     for aid, per_class in events.items():
         out = []
@@ -70,10 +64,18 @@ def read_scores(folder: str | os.PathLike) -> tuple[dict[str, tuple[np.ndarray, 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".tsv")) if folder.is_dir() else []
     if not files:
         raise DataError(f"{folder}: no score tables (.csv or .tsv, as `dymn detect --scores` writes)")
+    stems: dict[str, Path] = {}
+    for f in files:
+        if f.stem in stems:  # which one holds the predictions? keeping either would be a silent guess
+            raise DataError(f"{folder}: both {stems[f.stem].name} and {f.name} are score tables of {f.stem}; keep one")
+        stems[f.stem] = f
     out, classes = {}, None
     for f in files:
-        with f.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh, delimiter="\t" if f.suffix.lower() == ".tsv" else ","))
+        try:
+            with f.open(newline="", encoding="utf-8") as fh:
+                rows = list(csv.reader(fh, delimiter="\t" if f.suffix.lower() == ".tsv" else ","))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(f"{f}: not a score table ({first_line(exc)})") from None
         if len(rows) < 2 or rows[0][:2] != ["onset", "offset"]:
             raise DataError(f"{f}: a score table starts with the columns onset, offset, then one per class")
         if classes is None:
@@ -84,6 +86,8 @@ def read_scores(folder: str | os.PathLike) -> tuple[dict[str, tuple[np.ndarray, 
             table = np.asarray(rows[1:], dtype=np.float64)
         except ValueError:
             raise DataError(f"{f}: the score table holds values that are not numbers") from None
+        if table.ndim != 2 or not np.isfinite(table).all():
+            raise DataError(f"{f}: the score table holds values that are not finite numbers (NaN or inf)")
         table = table[table[:, 1] > table[:, 0]]  # frames in a file's padding end at its duration: no length
         if not len(table):
             raise DataError(f"{f}: the score table has no frame of non-zero length")
@@ -95,18 +99,29 @@ def read_durations(path: str | os.PathLike) -> dict[str, float]:
     """A TSV of filename and duration (seconds), header optional: {audio id: duration}."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            return {os.path.splitext(r[0])[0]: float(r[1]) for r in csv.reader(f, delimiter="\t")
-                    if r and r[0] != "filename"}  # fmt: skip
-    except (OSError, ValueError, IndexError) as exc:
-        raise DataError(f"{path}: not a TSV of filename and duration ({exc})") from None
+            out = {os.path.splitext(r[0])[0]: float(r[1]) for r in csv.reader(f, delimiter="\t")
+                   if r and r[0] != "filename"}  # fmt: skip
+    except (OSError, ValueError, IndexError, csv.Error) as exc:
+        raise DataError(f"{path}: not a TSV of filename and duration ({first_line(exc)})") from None
+    bad = next((k for k, v in out.items() if not 0 < v <= MAX_EVENT_SECONDS), None)
+    if bad is not None:
+        raise DataError(f"{path}: the duration of {bad} must be a number of seconds in (0, {MAX_EVENT_SECONDS:g}], "
+                        f"got {out[bad]:g}")  # fmt: skip
+    return out
 
 
 def evaluate(pred: str | os.PathLike, truth: str | os.PathLike, durations: dict[str, float] | None = None,
              median: int = 9, threshold: float = 0.5, collar: float = 0.2) -> dict:  # fmt: skip
     """PSDS1 (and its macro average over classes), segment-based pAUROC and collar-based event F1 of the score
     tables in ``pred`` against ``truth``, over the classes that occur in the ground truth."""
-    from ..util.errors import require
+    from ..util.errors import UsageError, require
 
+    if not 0 < threshold < 1:  # also NaN
+        raise UsageError(f"--threshold must be between 0 and 1, got {threshold}")
+    if not 0 <= collar <= 10:
+        raise UsageError(f"--collar must be 0 to 10 seconds, got {collar}")
+    if not (isinstance(median, int) and median >= 1 and median % 2 == 1):
+        raise UsageError(f"--median must be a positive odd number of frames, got {median}")
     with warnings.catch_warnings():  # dcase_util (under sed_scores_eval) imports the deprecated pkg_resources
         warnings.simplefilter("ignore")
         require("sed_scores_eval", "sed", "evaluating detection")
