@@ -39,6 +39,7 @@ def test_upload_through_the_page_shows_tags_and_timeline(real_server, browser):
     assert first == "Applause"
     assert "Done: applause.wav" in page.locator("#status").inner_text()
     assert page.locator("#events tbody tr").count() >= 1 and "Applause" in page.locator("#events").inner_text()
+    assert _check_outlines(page) >= 1
     size = page.evaluate("[document.getElementById('heat').width, document.getElementById('heat').height]")
     assert size[0] > 300 and size[1] > 40
     page.hover("#heat", position={"x": 240, "y": 14})
@@ -56,6 +57,28 @@ def test_upload_through_the_page_shows_tags_and_timeline(real_server, browser):
     page.wait_for_selector("#status.error")
     assert "not a readable audio file" in page.locator("#status").inner_text()
     page.close()
+
+
+def _check_outlines(page) -> int:
+    """Every event in the table is outlined on its row, from its onset to its offset, and each outline starts and
+    ends on the boundaries of drawn windows (the heat map places windows and events on one time axis)."""
+    import json
+
+    heat = page.locator("#heat")
+    columns = json.loads(heat.get_attribute("data-columns"))
+    outlines = json.loads(heat.get_attribute("data-outlines"))
+    width = page.evaluate("document.getElementById('heat').width") - 10 - 230
+    duration = float(page.locator("#status").inner_text().split(", ")[-1].split(" s")[0])
+    rows = [r.locator("td").all_inner_texts() for r in page.locator("#events tbody tr").all()]
+    events = [(r[0], float(r[1]), float(r[2])) for r in rows if len(r) == 4]
+    assert len(outlines) == len(events) and set(json.loads(heat.get_attribute("data-rows"))) >= {e[0] for e in events}
+    lefts, rights = [c[0] for c in columns], [c[1] for c in columns]
+    for (label, onset, offset), o in zip(events, outlines):
+        assert o["label"] == label
+        assert abs(o["x0"] - (230 + width * onset / duration)) < 0.02 * width / duration + 0.5
+        assert abs(o["x1"] - (230 + width * offset / duration)) < 0.02 * width / duration + 0.5
+        assert min(abs(o["x0"] - x) for x in lefts) < 0.5 and min(abs(o["x1"] - x) for x in rights) < 0.5
+    return len(events)
 
 
 def test_page_without_the_shared_data(browser, release_cache, tmp_path):
@@ -81,6 +104,13 @@ def test_page_without_the_shared_data(browser, release_cache, tmp_path):
         page.wait_for_selector("#timeline-section:not(.hidden)", timeout=60_000)
         assert page.locator("#tags .tag .name").first.inner_text() == api["tags"][0]["label"]
         assert page.locator("#tags .tag").count() == 10
+        page.fill("#threshold", "0.3")
+        page.fill("#window", "1")
+        page.fill("#hop", "0.5")
+        page.set_input_files("#file", str(clip))
+        page.wait_for_selector("text=Done: tone.wav")
+        page.wait_for_selector("#timeline-section:not(.hidden)", timeout=60_000)
+        assert _check_outlines(page) >= 1
         page.close()
     finally:
         server.stop()

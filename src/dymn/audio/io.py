@@ -29,6 +29,7 @@ _SHORT_TOLERANCE = (0.02, 0.1)  # fraction, seconds
 # Sample values beyond this are not audio (float files hold about +-1); their spectra would overflow.
 MAX_SAMPLE_VALUE = 1e6
 SAMPLE_RATES = (1000, 768_000)
+MAX_CHANNELS = 64
 _BLOCK_SECONDS = 1  # small blocks: a decoder error loses at most one block of a damaged file
 
 
@@ -76,7 +77,7 @@ def _open(path: str | os.PathLike):
             if not SAMPLE_RATES[0] <= f.samplerate <= SAMPLE_RATES[1]:
                 raise AudioError(f"{p}: declares a sample rate of {f.samplerate} Hz, not an audio rate "
                                  f"({SAMPLE_RATES[0]}-{SAMPLE_RATES[1]} Hz)")  # fmt: skip
-            if not 1 <= f.channels <= 64:
+            if not 1 <= f.channels <= MAX_CHANNELS:
                 raise AudioError(f"{p}: declares {f.channels} channels")
             _check_truncated(p, f)
             yield p, f

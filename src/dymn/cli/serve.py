@@ -13,6 +13,14 @@ def register(sub) -> None:
     sv.add_argument("--weights", default=None, help="local weights (see `dymn tag --help`)")
     sv.add_argument("--host", default="127.0.0.1",
                     help="address to listen on (0.0.0.0: every interface; only on networks you trust)")  # fmt: skip
+    sv.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another host name this service answers to when bound to loopback (repeatable; by default "
+        "only 127.0.0.1, localhost and ::1: a web page elsewhere cannot reach it by DNS rebinding)",
+    )
     sv.add_argument("--port", type=int, default=8000, help="TCP port")
     sv.add_argument("--replicas", type=int, default=1, help="copies of the model serving requests")
     sv.add_argument("--engine", choices=("uvicorn", "ray"), default="uvicorn",
@@ -29,6 +37,6 @@ def cmd_serve(args) -> int:
 
     serve(ServeConfig(model=args.model, weights=args.weights, host=args.host, port=args.port,
                       replicas=args.replicas, engine=args.engine, address=args.address,
-                      batching=not args.no_batching, backend=backend_of(args),
+                      batching=not args.no_batching, backend=backend_of(args), allow_hosts=args.allow_host,
                       limits={"max_upload_mb": args.max_upload_mb, "max_seconds": args.max_seconds}))  # fmt: skip
     return 0

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..models.info import check_scores
+from ..util import cancel
 from ..util.errors import UsageError
 from .events import FRAME_SECONDS, Event, StreamingDecoder, check_decoding, class_thresholds, frame_times
 from .timelines import Timeline, check_window_hop, window_starts
@@ -180,6 +181,7 @@ class Detector:
         sink = sink or out.append
 
         def run(chunks):
+            cancel.check()  # a service client that went away stops the work here
             sink(frame_probabilities(self.model, self.frontend, np.stack(chunks), self.device))
 
         for block in stream_audio(path, sr, block_seconds=CHUNK_SECONDS):

@@ -16,6 +16,7 @@ from ..util.atomic import atomic_write
 from ..util.errors import AudioError, ScoresError
 from .scoring import timeline
 from .tagging import MAX_CLIP_SECONDS, Tagger
+from .timelines import check_window_hop
 
 
 @dataclass
@@ -59,6 +60,8 @@ def embed(
     also per-window embeddings with their start and end times. Unreadable files go to ``on_error``.
 
     ``model`` is anything :func:`dymn.load` takes, or a ready :class:`~dymn.Tagger`."""
+    if timestamps:
+        check_window_hop(window, hop)  # before any model work
     tagger = model if isinstance(model, Tagger) else Tagger(model, device=device, batch_size=batch_size)
     files, durations, clips = [], [], []
     w_file, w_start, w_end, w_emb = [], [], [], []

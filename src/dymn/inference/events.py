@@ -17,12 +17,17 @@ from ..util.errors import UsageError
 EDGES = {"reflect": "symmetric", "nearest": "edge"}
 
 
+# the longest median filter (frames or windows): 101 of a detector's frames are 4 s, 101 windows at the default hop
+# 101 s; longer ones only blur events away, and their temporary arrays grow with the size
+MAX_MEDIAN = 101
+
+
 def median_filter(scores: np.ndarray, size: int = 9, edges: str = "reflect") -> np.ndarray:
     """Median over ``size`` (odd) rows along axis 0 for each column. ``edges``: "reflect" (``d c b a | a b c d``,
     scipy.ndimage's default, as the SED reference decodes frames; float64) or "nearest" (the edge row repeated, as
     timelines smooth windows; the input's dtype)."""
-    if not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0:
-        raise UsageError(f"the median window must be a positive odd number, got {size}")
+    if not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0 or size > MAX_MEDIAN:
+        raise UsageError(f"the median window must be an odd number from 1 to {MAX_MEDIAN}, got {size}")
     scores = np.asarray(scores, dtype=np.float64) if edges == "reflect" else np.asarray(scores)
     if size == 1 or len(scores) == 0:
         return scores.copy()
@@ -30,10 +35,11 @@ def median_filter(scores: np.ndarray, size: int = 9, edges: str = "reflect") -> 
     return running_median(np.pad(scores, ((half, half), (0, 0)), mode=EDGES[edges]), size)
 
 
-def running_median(padded: np.ndarray, size: int, block: int = 4096) -> np.ndarray:
+def running_median(padded: np.ndarray, size: int, block: int = 4096, budget: int = 64 << 20) -> np.ndarray:
     """Median over each ``size`` consecutive rows (odd ``size``: the middle value itself, so exact) of a padded
-    (N + size - 1, C) array -> (N, C); rows in blocks, so the temporary stack stays small."""
+    (N + size - 1, C) array -> (N, C); rows in blocks, so the temporary stack stays within ``budget`` bytes."""
     n = len(padded) - size + 1
+    block = max(1, min(block, budget // max(1, size * padded.shape[1] * padded.itemsize)))
     out = np.empty((max(n, 0), padded.shape[1]), padded.dtype)
     for a in range(0, n, block):
         b = min(n, a + block)
@@ -64,8 +70,8 @@ def check_decoding(threshold: float, median: int) -> None:
     """Refuse a decoding threshold outside 0..1 or a median filter that is not a positive odd number of frames."""
     if not 0 <= threshold <= 1:
         raise UsageError(f"the threshold must be between 0 and 1, got {threshold}")
-    if not isinstance(median, (int, np.integer)) or median < 1 or median % 2 == 0:
-        raise UsageError(f"the median filter must be a positive odd number of frames, got {median}")
+    if not isinstance(median, (int, np.integer)) or median < 1 or median % 2 == 0 or median > MAX_MEDIAN:
+        raise UsageError(f"the median filter must be an odd number of frames from 1 to {MAX_MEDIAN}, got {median}")
 
 
 def _thresholds(value, labels: list[str], default: float) -> np.ndarray:
@@ -124,8 +130,9 @@ class EventConfig:
             values = value.values() if isinstance(value, dict) else [] if value is None else [value]
             if any(not (isinstance(v, (int, float)) and 0 <= v <= 1) for v in values):
                 raise UsageError(f"{name} must be between 0 and 1")
-        if not isinstance(self.median, int) or self.median < 1 or self.median % 2 == 0:
-            raise UsageError("median must be an odd number of windows (1 = no smoothing)")
+        if not isinstance(self.median, int) or self.median < 1 or self.median % 2 == 0 or self.median > MAX_MEDIAN:
+            raise UsageError(f"median must be an odd number of windows from 1 (no smoothing) to {MAX_MEDIAN}, got "
+                             f"{self.median}")  # fmt: skip
         if not (self.merge_gap >= 0 and self.min_duration >= 0):
             raise UsageError("merge_gap and min_duration must not be negative")
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio.io import MAX_SAMPLE_VALUE, resample
+from ..audio.io import MAX_CHANNELS, MAX_SAMPLE_VALUE, SAMPLE_RATES, resample
 from ..util.errors import AudioError, DymnError, MissingDependencyError, UsageError, printable
 from .tagging import Tagger, top_tags
+from .timelines import check_window_hop
 
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4")}
 
@@ -70,6 +71,7 @@ class LiveTagger:
                  release: float | None = None, top_k: int = 5):  # fmt: skip
         if not 0 < threshold < 1:
             raise UsageError("threshold must be between 0 and 1")
+        check_window_hop(window, hop)
         self.tagger = tagger
         sr = tagger.sample_rate
         self.ring = RollingWindow(round(window * sr), round(hop * sr), emit_partial=True)
@@ -103,8 +105,10 @@ def pcm_blocks(stream, rate: int, target_rate: int, fmt: str = "s16le", channels
     """Raw interleaved PCM from a binary stream -> mono float32 blocks at ``target_rate``."""
     if fmt not in PCM_FORMATS:
         raise UsageError(f"unknown PCM format {fmt!r}; choose one of {', '.join(PCM_FORMATS)}")
-    if rate <= 0 or channels <= 0:
-        raise UsageError("rate and channels must be positive")
+    if not SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]:
+        raise UsageError(f"--rate must be {SAMPLE_RATES[0]} to {SAMPLE_RATES[1]} Hz, got {rate}")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise UsageError(f"--channels must be 1 to {MAX_CHANNELS}, got {channels}")
     dtype = PCM_FORMATS[fmt]
     frame = dtype.itemsize * channels
     size = max(1, int(block_seconds * rate)) * frame

@@ -126,12 +126,20 @@ class Timeline:
         return write_text(path, self.scores_csv())
 
 
+# Bounds on what one window and one hop may be (the CLI, the library and the service alike): a window is one model
+# input (60 s: six times the training length, 8 per batch in memory), and 20 windows per second of audio are more
+# than any model's resolution (a detector's frames are 40 ms: `dymn detect`); beyond these a typo costs hours.
+MIN_WINDOW, MAX_WINDOW = 0.1, 60.0
+MIN_HOP = 0.05
+
+
 def check_window_hop(window: float, hop: float) -> None:
-    """Window and hop in seconds: positive, finite, and the hop no larger than the window."""
-    if not (window > 0 and math.isfinite(window)):
-        raise UsageError(f"window must be a positive number of seconds, got {window}")
-    if not (hop > 0 and math.isfinite(hop)):
-        raise UsageError(f"hop must be a positive number of seconds, got {hop}")
+    """Window and hop in seconds: within :data:`MIN_WINDOW`..:data:`MAX_WINDOW` and :data:`MIN_HOP`..window."""
+    if not (MIN_WINDOW <= window <= MAX_WINDOW):  # also NaN
+        raise UsageError(f"window must be {MIN_WINDOW:g} to {MAX_WINDOW:g} seconds, got {window}")
+    if not (MIN_HOP <= hop and math.isfinite(hop)):
+        raise UsageError(f"hop must be at least {MIN_HOP:g} seconds (20 windows per second; a detector's 40 ms "
+                         f"frames come from `dymn detect`), got {hop}")  # fmt: skip
     if hop > window:
         raise UsageError(f"hop ({hop} s) must not be larger than the window ({window} s): audio would be skipped")
 

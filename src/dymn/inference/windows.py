@@ -16,6 +16,7 @@ import numpy as np
 
 from ..audio.io import audio_info, stream_audio
 from ..models.info import check_scores
+from ..util import cancel
 from .timelines import Timeline, check_window_hop
 
 
@@ -81,6 +82,7 @@ def window_timeline(
     def flush():
         if not pending:
             return
+        cancel.check()  # a service client that went away stops the work here
         batch = np.stack([w for _, w in pending])
         lo, emb = tagger.run_batch(batch)
         probs.append(check_scores(tagger.probabilities(lo), source))

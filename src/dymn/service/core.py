@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..models.info import check_scores
+from ..util.cancel import CancelledWorkError, cancel_on
 from ..util.errors import AudioError, DymnError, ScoresError
 
 API_VERSION = "v1"
+MAX_VALUES = 2_000_000  # scores in one timeline answer (about 30 MB of JSON)
 
 
 class ServiceError(DymnError):
@@ -33,6 +36,8 @@ class Limits:
     max_batch: int = 8  # clips per model call when requests arrive together
     batch_wait_ms: float = 10.0  # how long the first clip of a batch waits for others
     max_decoding: int = 4  # uploads decoded at once (bounds memory under load)
+    max_windows: int = 6000  # windows (or a detector's pooled windows) one timeline request may ask for
+    upload_timeout_s: float = 60.0  # an upload body that has not arrived in full by then is refused (408)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -151,8 +156,9 @@ class ServiceCore:
             raise ServiceError(422, _named(str(exc), path, name)) from None
         return decoded.wave, len(decoded.wave) / self.runner.sample_rate
 
-    async def _with_file(self, data: bytes, name: str, fn):
-        """Run ``fn(path)`` on the upload written to a private temporary file (removed afterwards)."""
+    async def _with_file(self, data: bytes, name: str, fn, stop: threading.Event | None = None):
+        """Run ``fn(path)`` on the upload written to a private temporary file (removed afterwards); setting
+        ``stop`` (the client went away) ends long work at its next step and frees the decoding slot."""
         if not data:
             raise ServiceError(422, "the request holds no audio: send a file (multipart field 'file') or the raw "
                                     "bytes as the body")  # fmt: skip
@@ -161,7 +167,7 @@ class ServiceCore:
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
-                return await asyncio.get_running_loop().run_in_executor(self.pool, fn, path)
+                return await asyncio.get_running_loop().run_in_executor(self.pool, _stoppable, fn, path, stop)
             finally:
                 os.unlink(path)
 
@@ -202,7 +208,8 @@ class ServiceCore:
                 "embedding": [float(x) for x in emb]}  # fmt: skip
 
     async def timeline(self, data: bytes, name: str, window: float | None = None, hop: float | None = None,
-                       threshold=0.5, median: int | None = None, top_k: int = 10) -> dict:  # fmt: skip
+                       threshold=0.5, median: int | None = None, top_k: int = 10,
+                       stop: threading.Event | None = None) -> dict:  # fmt: skip
         """Windows (a detector: its 40 ms frames, unless a window or hop is given) and events; ``median``
         defaults to 3 windows, or the reference's 9 frames for a detector's frames."""
         from ..inference.events import EventConfig, detect_events
@@ -218,7 +225,8 @@ class ServiceCore:
             raise ServiceError(422, str(exc)) from None
 
         def run(path: str) -> dict:
-            self._decode_file(path, name, True)
+            _, duration = self._decode_file(path, name, True)
+            self._check_work(name, duration, frames, window, hop, top_k)
             try:
                 tl = timeline(path, window=window, hop=hop, tagger=self.runner)
             except (AudioError, ScoresError) as exc:
@@ -226,13 +234,33 @@ class ServiceCore:
             tl.source = name
             return tl.to_dict(detect_events(tl, cfg), top_k=top_k, model=self.info.name)
 
-        return await self._with_file(data, name, run)
+        return await self._with_file(data, name, run, stop)
 
-    async def detect(self, data: bytes, name: str, threshold: float = 0.5, median: int = 9) -> dict:
+    def _check_work(self, name: str, duration: float, frames: bool, window, hop, top_k: int) -> None:
+        """Refuse a timeline whose work or answer would be out of proportion: a tagger runs once per window, and
+        every answer holds (windows x classes per window) numbers."""
+        step = 0.04 if frames else (hop or (window if self.detector is not None and window else 1.0))
+        count = duration / step
+        if self.detector is None and count > self.limits.max_windows:
+            raise ServiceError(422, f"{name}: {duration:.0f} s at a hop of {step:g} s is {count:.0f} windows; this "
+                                    f"service runs at most {self.limits.max_windows} per request (use a longer "
+                                    "hop)")  # fmt: skip
+        values = count * (min(top_k, self.info.num_classes) or self.info.num_classes)
+        if values > MAX_VALUES:
+            raise ServiceError(422, f"{name}: {count:.0f} windows x {top_k or 'all'} classes is more than this "
+                                    f"service answers ({MAX_VALUES:.0e} scores); use a smaller top_k or a longer "
+                                    "hop")  # fmt: skip
+
+    async def detect(self, data: bytes, name: str, threshold: float = 0.5, median: int = 9,
+                     stop: threading.Event | None = None) -> dict:  # fmt: skip
         """Events of a frame-level detector (as ``dymn detect FILE --format json``)."""
         self._needs("frame", "events")
-        if median < 1 or median % 2 == 0:
-            raise ServiceError(422, f"median must be a positive odd number of frames, got {median}")
+        from ..inference.events import check_decoding
+
+        try:
+            check_decoding(threshold, median)
+        except DymnError as exc:
+            raise ServiceError(422, str(exc)) from None
 
         def run(path: str) -> dict:
             self._decode_file(path, name, True)
@@ -242,7 +270,15 @@ class ServiceCore:
                 raise ServiceError(422, _named(str(exc), path, name)) from None
             return {**found.to_dict(), "file": name}
 
-        return await self._with_file(data, name, run)
+        return await self._with_file(data, name, run, stop)
+
+
+def _stoppable(fn, path: str, stop: threading.Event | None):
+    with cancel_on(stop):
+        try:
+            return fn(path)
+        except CancelledWorkError:
+            raise ServiceError(499, "the client closed the request") from None
 
 
 def _named(message: str, path: str, name: str) -> str:

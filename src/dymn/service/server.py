@@ -28,6 +28,13 @@ class ServeConfig:
     batching: bool = True
     limits: dict = field(default_factory=dict)
     backend: str | None = None  # where the network runs (None: auto, or $DYMN_BACKEND)
+    allow_hosts: list[str] = field(default_factory=list)  # more Host names answered when bound to loopback
+
+    def hosts(self) -> list[str] | None:
+        """The Host names answered: bound to loopback, only its names (and ``allow_hosts``); else any."""
+        from .app import LOOPBACK
+
+        return [*LOOPBACK, *self.allow_hosts] if self.host in LOOPBACK else None
 
     def check(self) -> None:
         if self.engine not in ENGINES:
@@ -50,7 +57,7 @@ def build_app(config: ServeConfig | dict):
         config = ServeConfig(**config)
     core = ServiceCore(config.model, config.weights, Limits(**config.limits), batching=config.batching,
                        backend=config.backend)  # fmt: skip
-    return create_app(core)
+    return create_app(core, config.hosts())
 
 
 def app_from_env():
