@@ -158,3 +158,22 @@ def test_non_utf8_file_names(tmp_path, tiny_mn_checkpoint, capfdbinary):
     assert b"caf\xe9.wav" in out  # the CSV gives the name back as the bytes it was
     assert main(["embed", name, "--weights", str(tiny_mn_checkpoint), "--out", str(tmp_path / "e.npz")]) == 0
     assert dymn.load_audio is load_audio
+
+
+def test_memory_depends_on_the_model_rate_not_the_file_rate(tmp_path):
+    """120 s of stereo FLAC at 655,350 Hz (11 MB on disk, 630 MB as float32 frames) is decoded within 1.5 GB of
+    address space: each block is downmixed and resampled before the next is read."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "wide.flac"
+    sr = 655350
+    with sf.SoundFile(path, "w", sr, 2, subtype="PCM_16", format="FLAC") as f:
+        block = np.zeros((sr * 10, 2), np.float32)
+        block[::1000, 0] = 0.01
+        for _ in range(12):
+            f.write(block)
+    code = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))\n"
+            "from dymn.audio.io import read_audio\nprint(read_audio(sys.argv[1], 32000).wave.shape[0])\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == str(120 * 32000), done.stderr[-1500:]

@@ -152,9 +152,65 @@ def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(x, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
+class _Blocks:
+    """An open file decoded in small reads, each downmixed and resampled (streaming soxr) before the next: memory
+    depends on the target rate and the length, never on the file's own rate or channels. ``read`` counts the
+    file's frames decoded, ``failure`` says why the decoder stopped early (None: it did not)."""
+
+    def __init__(self, p: Path, f: sf.SoundFile, sample_rate: int, limit: int | None = None):
+        self.p, self.f, self.limit = p, f, limit
+        self.sr, self.declared = f.samplerate, f.frames
+        self.read, self.failure = 0, None
+        self.resampler = (soxr.ResampleStream(self.sr, sample_rate, 1, dtype="float32", quality="HQ")
+                          if self.sr != sample_rate else None)  # fmt: skip
+
+    def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        """Mono float32 blocks at the target rate, from about ``block_frames`` of the file's frames each."""
+        step = max(1, min(block_frames, _BLOCK_SECONDS * self.sr))
+        while True:
+            pieces, got, last = [], 0, False
+            while got < block_frames:  # small reads: a decoder error loses at most one of them
+                want = min(step, block_frames - got)
+                if self.limit is not None:
+                    want = min(want, self.limit - self.read - got)
+                try:
+                    piece = self.f.read(want, dtype="float32", always_2d=True) if want > 0 else None
+                except Exception as exc:  # keep what decoded; the shortfall is reported by the caller
+                    if self.read + got == 0:
+                        raise AudioError(f"{self.p}: decoding failed ({_reason(exc)})") from None
+                    self.failure, piece = _reason(exc), None
+                if piece is None:
+                    last = True
+                    break
+                _check_samples(self.p, piece)
+                pieces.append(to_mono(piece))
+                got += len(piece)
+                if len(piece) < want:
+                    last = True
+                    break
+            self.read += got
+            mono = np.concatenate(pieces) if len(pieces) > 1 else (pieces[0] if pieces else np.zeros(0, np.float32))
+            try:
+                out = self.resampler.resample_chunk(mono, last=last) if self.resampler is not None else mono
+            except Exception as exc:
+                raise AudioError(f"{self.p}: cannot resample from {self.sr} Hz ({_reason(exc)})") from None
+            if len(out):
+                yield out
+            if last:
+                return
+
+    def note(self) -> str | None:
+        note = _short_note(self.p, self.read, self.declared, self.sr)
+        if self.failure and note:
+            note = f"{note} (the decoder stopped: {self.failure})"
+        return note
+
+
 def read_audio(path: str | os.PathLike, sample_rate: int = 32000, max_seconds: float | None = None) -> Decoded:
     """Decode a file to mono float32 at ``sample_rate``; ``note`` says if less was decoded than declared.
 
+    Decoded block by block, each downmixed and resampled at once: memory depends on ``sample_rate`` and the
+    length, not on the file's own rate or channels (a 655 kHz stereo FLAC costs what a 32 kHz mono one does).
     With ``max_seconds``, longer files are refused before decoding, and at most that much is ever read
     (memory is bounded by what is read, not by what a header claims). Raises :class:`AudioError` naming
     the file for missing, unreadable, empty, non-finite or absurd audio.
@@ -165,35 +221,15 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 32000, max_seconds: f
             raise AudioError(f"{p}: {declared / sr / 60:.1f} min long; clips are tagged whole up to "
                              f"{max_seconds / 60:g} min: use `dymn timeline` for long audio")  # fmt: skip
         limit = None if max_seconds is None else int(max_seconds * sr) + 1
-        parts, read, failure = [], 0, None
-        while limit is None or read < limit:
-            want = _BLOCK_SECONDS * sr if limit is None else min(_BLOCK_SECONDS * sr, limit - read)
-            try:
-                block = f.read(frames=int(want), dtype="float32", always_2d=True)
-            except Exception as exc:  # a corrupt or cut-off file: keep what decoded, say what happened
-                if not parts:
-                    raise AudioError(f"{p}: decoding failed ({_reason(exc)})") from None
-                failure = _reason(exc)
-                break
-            parts.append(block)
-            read += len(block)
-            if len(block) < want:
-                break
-        data = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    if data.shape[0] == 0:
+        decoder = _Blocks(p, f, int(sample_rate), limit)
+        parts = list(decoder.blocks(_BLOCK_SECONDS * sr))
+    if decoder.read == 0:
         raise AudioError(f"{p}: contains no audio samples")
-    if max_seconds is not None and data.shape[0] > max_seconds * sr:
+    if max_seconds is not None and decoder.read > max_seconds * sr:
         raise AudioError(f"{p}: longer than its header says and than {max_seconds / 60:g} min: "
                          "use `dymn timeline` for long audio")  # fmt: skip
-    _check_samples(p, data)
-    try:
-        wave = resample(to_mono(data), int(sr), int(sample_rate))
-    except Exception as exc:
-        raise AudioError(f"{p}: cannot resample from {sr} Hz ({_reason(exc)})") from None
-    note = _short_note(p, data.shape[0], declared, sr)
-    if failure and note:
-        note = f"{note} (the decoder stopped: {failure})"
-    return Decoded(wave, note)
+    wave = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros(0, np.float32))
+    return Decoded(np.ascontiguousarray(wave, dtype=np.float32), decoder.note())
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = 32000, max_seconds: float | None = None) -> np.ndarray:
@@ -212,41 +248,11 @@ def stream_audio(
 
     A file that ends before its header says is reported as an :class:`AudioWarning` at the end."""
     with _open(path) as (p, f):
-        sr, declared = f.samplerate, f.frames
-        resampler = (
-            soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ") if sr != sample_rate else None
-        )
-        block = max(1, int(block_seconds * sr))
-        step = max(1, min(block, _BLOCK_SECONDS * sr))
-        read = 0
-        while True:
-            pieces, got, last = [], 0, False
-            while got < block:  # small reads: a decoder error loses at most one of them
-                want = min(step, block - got)
-                try:
-                    piece = f.read(want, dtype="float32", always_2d=True)
-                except Exception as exc:  # keep what decoded; the shortfall is reported below
-                    if read + got == 0:
-                        raise AudioError(f"{p}: decoding failed ({_reason(exc)})") from None
-                    piece = np.zeros((0, f.channels), np.float32)
-                pieces.append(piece)
-                got += len(piece)
-                if len(piece) < want:
-                    last = True
-                    break
-            data = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-            read += len(data)
-            if len(data):
-                _check_samples(p, data)
-            mono = to_mono(data) if len(data) else np.zeros(0, np.float32)
-            out = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
-            if len(out):
-                yield out
-            if last:
-                break
-        if read == 0:
+        decoder = _Blocks(p, f, int(sample_rate))
+        yield from decoder.blocks(max(1, int(block_seconds * f.samplerate)))
+        if decoder.read == 0:
             raise AudioError(f"{p}: contains no audio samples")
-        note = _short_note(p, read, declared, sr)
+        note = decoder.note()
         if note:
             warnings.warn(f"{p}: {note}", AudioWarning, stacklevel=2)
 
