@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -67,7 +68,6 @@ def test_tag_directory_with_bad_files(tiny_mn_checkpoint, tmp_path, capsys):
         (["tag", "x.wav", "--model", "nonexistent"], "unknown model name"),
         (["tag", "x.wav", "--top-k", "-1"], "--top-k"),
         (["tag", "x.wav", "--batch-size", "0"], "--batch-size"),
-        (["tag", "x.wav", "-o", "/nonexistent/dir/out.json"], "does not exist"),
         (["info", "nonexistent"], "unknown model name"),
     ],
 )
@@ -197,3 +197,23 @@ def test_console_entry_exits_with_the_commands_status(tiny_mn_checkpoint, tone_w
     bad = subprocess.run([sys.executable, "-c", entry.format(["tag", str(tmp_path / "missing.wav"), "--weights",
                           str(tiny_mn_checkpoint)])], capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 1 and "missing.wav" in bad.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_results_that_cannot_be_written_are_one_line_errors(tiny_mn_checkpoint, tone_wav, tmp_path, fmt, capsys):
+    import subprocess
+    import sys
+
+    entry = "import sys; from dymn.cli.main import entry; sys.argv[1:] = {!r}; entry()"
+    args = ["tag", str(tone_wav), "--weights", str(tiny_mn_checkpoint), "--format", fmt]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-c", entry.format(args)], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == ("dymn: error: cannot write the results to standard output (No "
+                                                    "space left on device)")  # fmt: skip
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    # an output folder that does not exist is an output failure too: exit 1, as the README says
+    assert main([*args, "-o", str(tmp_path / "nonexistent" / "x.json")]) == 1
+    assert "does not exist" in capsys.readouterr().err

@@ -112,7 +112,7 @@ def test_cli_export_and_onnx_backend(tmp_path, capsys, release_cache):
     assert main(["tag", str(wav), "--backend", "onnx", "--weights", str(out), "--top-k", "2"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert main(["export", "onnx", "--model", "nope", "-o", str(out)]) == 2
-    assert main(["export", "onnx", "--model", "mn01_as", "-o", str(tmp_path / "no" / "x.onnx")]) == 2
+    assert main(["export", "onnx", "--model", "mn01_as", "-o", str(tmp_path / "no" / "x.onnx")]) == 1
     assert main(["tag", str(wav), "--backend", "onnx", "--weights", str(wav)]) == 1
     assert "not a checkpoint: it is an audio file" in capsys.readouterr().err
     bad = tmp_path / "bad.onnx"

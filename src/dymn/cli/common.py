@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..hub.loader import DEFAULT_MODEL
 from ..runtime.backends import ALIASES, CHOICES, canonical
-from ..util.errors import UsageError, printable
+from ..util.errors import OutputError, UsageError, printable
 
 
 def err(msg: str) -> None:
@@ -63,7 +63,7 @@ def check_outputs(outputs: list[str | None], inputs: list) -> None:
             raise UsageError(f"refusing to write {out}: it is one of the input files")
         parent = Path(out).parent
         if not parent.is_dir():
-            raise UsageError(f"cannot write {out}: folder {parent} does not exist")
+            raise OutputError(f"cannot write {out}: folder {parent} does not exist")
 
 
 def model_args(sp, batch: bool = True) -> None:

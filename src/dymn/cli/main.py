@@ -11,7 +11,7 @@ import sys
 import warnings
 
 from .._version import __version__
-from ..util.errors import DymnError
+from ..util.errors import DymnError, OutputError
 from . import batch, detection, hub, models, serve, tagging, train
 from .common import HelpFormatter, err
 
@@ -40,6 +40,44 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _default_showwarning = warnings.showwarning
 
 
+class _Stdout:
+    """Standard output while a command runs: results that cannot be written to it (``> /dev/full``, a full disk)
+    are an :class:`~dymn.OutputError` (one line, exit 1), not a traceback; a closed pipe stays a BrokenPipeError."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> OutputError:
+        import os
+
+        try:  # what is still buffered goes nowhere: exiting must not fail a second time on it
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+        return OutputError(f"cannot write the results to standard output ({exc.strerror or exc})")
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # file names that are not UTF-8 come back as surrogates: write them back as the bytes they were
@@ -47,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
     warnings.showwarning = _show_warning
+    stdout, sys.stdout = sys.stdout, _Stdout(sys.stdout)
     try:
         return args.func(args)
     except DymnError as exc:
@@ -59,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     finally:
+        sys.stdout = stdout
         warnings.showwarning = _default_showwarning
 
 
