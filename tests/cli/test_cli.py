@@ -217,3 +217,26 @@ def test_results_that_cannot_be_written_are_one_line_errors(tiny_mn_checkpoint, 
     # an output folder that does not exist is an output failure too: exit 1, as the README says
     assert main([*args, "-o", str(tmp_path / "nonexistent" / "x.json")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_no_pad_gives_the_unpadded_scores(tone_wav, tmp_path, capsys):
+    """`--no-pad` is Tagger(pad=False): a 2 s clip is fed as it is, which changes its scores."""
+    import torch
+
+    torch.manual_seed(0)
+    model = dymn.load("mn01_as", pretrained=False)
+    for m in model.modules():  # statistics of a trained network: outputs that depend on the input
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    tiny_mn_checkpoint = tmp_path / "m.pt"
+    dymn.save_checkpoint(model, tiny_mn_checkpoint)
+    args = ["tag", str(tone_wav), "--weights", str(tiny_mn_checkpoint), "--format", "json", "--top-k", "0"]
+    assert main(args) == 0
+    padded = {t["label"]: t["probability"] for t in json.loads(capsys.readouterr().out)[0]["tags"]}
+    assert main([*args, "--no-pad"]) == 0
+    unpadded = {t["label"]: t["probability"] for t in json.loads(capsys.readouterr().out)[0]["tags"]}
+    tagger = dymn.Tagger(dymn.load(tiny_mn_checkpoint), pad=False, backend="torch")
+    (result,) = tagger.tag_files([tone_wav], top_k=0)
+    assert unpadded == pytest.approx({t.label: t.probability for t in result.tags}, abs=1e-4)
+    assert max(abs(padded[k] - unpadded[k]) for k in padded) > 0  # (a random network: small differences)

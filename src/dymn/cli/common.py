@@ -109,7 +109,7 @@ def scorer_from_args(args, detectors: bool = False):
         raise UsageError("--batch-size must be at least 1")
     backend = backend_of(args)
     return scorer(args.model, args.device, args.batch_size, backend, weights=args.weights, detectors=detectors,
-                  trained=True)  # fmt: skip
+                  trained=True, pad=not getattr(args, "no_pad", False))  # fmt: skip
 
 
 def audio_files(paths) -> tuple[list, int]:

@@ -23,6 +23,9 @@ def register(sub) -> None:
     t.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories (searched recursively)")
     model_args(t)
     t.add_argument("--top-k", type=int, default=10, help="tags per file; 0 = all classes")
+    t.add_argument("--no-pad", action="store_true",
+                   help="feed clips shorter than the training length (10 s) as they are, as the reference's "
+                        "inference does, instead of zero-padding them to it as in training")  # fmt: skip
     t.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format")
     t.add_argument("--output", "-o", default=None, help="write results to this file (atomically) instead of stdout")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

@@ -22,11 +22,13 @@ def scorer(
     weights: str | os.PathLike | None = None,
     detectors: bool = True,
     trained: bool = False,
+    pad: bool = True,
 ):
     """What turns a model's audio into scores over time: a :class:`~dymn.inference.tagging.Tagger` for a clip-level
     model, a :class:`Detector` for a frame-level one (``model``, ``weights``: what :func:`dymn.load` takes;
     ``backend``: where a tagger's network runs, see :func:`dymn.optimize`). ``detectors=False`` asks for a tagger
-    (a detector is refused); ``trained=True`` refuses a model with random weights or a random classifier."""
+    (a detector is refused); ``trained=True`` refuses a model with random weights or a random classifier; ``pad``:
+    see :class:`~dymn.inference.tagging.Tagger`."""
     if batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {batch_size}")
     resolve_device(device)  # a bad device fails before the model is loaded
@@ -36,7 +38,7 @@ def scorer(
         model.info.require_trained()
     if detectors and getattr(model.info, "level", "clip") == "frame":
         return Detector(model, device, batch_size)
-    return Tagger(model, device=device, batch_size=batch_size, backend=backend)
+    return Tagger(model, device=device, batch_size=batch_size, backend=backend, pad=pad)
 
 
 def timeline(
