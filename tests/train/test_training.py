@@ -135,7 +135,7 @@ def test_auto_recipe_adapts_to_the_data():
     tiny = train_config("folder", "mn", 48)
     assert tiny.recipe == "auto"
     assert tiny.batch_size == 6 and tiny.lr_per_step and tiny.epochs == 100 and tiny.warm_up_len == 5
-    assert tiny.lr == 6 * 3.75e-5 and tiny.mixup_alpha == 0 and tiny.val_every == 5
+    assert tiny.lr == 6 * 3.75e-5 and tiny.mixup_alpha == 0 and tiny.val_every == 2
     big = train_config("folder", "mn", 50_000)
     assert big.batch_size == 32 and big.epochs == 3
     mid = train_config("folder", "mn", 2700)
@@ -348,3 +348,41 @@ def test_frozen_backbone_head_on_embeddings_equals_the_network(tmp_path):
     assert "embedding" in dm.data.train[0] and "wave" not in dm.data.train[0]
     fit(_mn(2), dm, dataclasses.replace(cfg, freeze_backbone=False), tmp_path / "run2", progress=False)
     assert "wave" in dm.data.train[0]  # the same data module, back to clips for a full fine-tune
+
+
+def test_early_stop_keeps_the_best_model_and_says_why(tmp_path, capsys):
+    """On by default with the auto recipe: a run that has stopped improving ends, its final model is the best
+    validation's, and it says so; `--no-early-stop` turns it off. Each line says what its time is."""
+    import torch
+
+    from dymn.cli.main import main
+
+    assert train_config("folder", "mn", 48).early_stop and train_config("folder", "mn", 48).patience == 3
+    assert not train_config("folder", "mn", 48, {"early_stop": False}).early_stop
+    assert not train_config("folder", "mn", 48, recipe="esc50").early_stop  # the reference runs every epoch
+    data = write_folder(tmp_path / "data", per_class=10)
+    out = tmp_path / "run"
+    rc = main(["finetune", "folder", "--data", str(data), "--model", "mn", "--width-mult", "0.1", "--out", str(out),
+               "--epochs", "40", "--val-every", "1", "--patience", "2", "--batch-size", "4", "--lr", "3e-3",
+               "--num-workers", "0"])  # fmt: skip
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "s for this epoch" in err
+    assert "stopped early after epoch" in err and "has not improved for 2 validations" in err, err[-2000:]
+    last = int(err.split("stopped early after epoch ")[1].split(":")[0])
+    assert last < 40
+    best = dymn.load(out / "model_best.pt").state_dict()
+    final = dymn.load(out / "model.pt")
+    assert all(torch.equal(best[k], v) for k, v in final.state_dict().items())
+    assert "(the best, epoch" in err
+
+
+def test_an_output_folder_inside_the_data_is_refused(tmp_path, capsys):
+    from dymn.cli.main import main
+
+    data = write_folder(tmp_path / "data")
+    for out in (data, data / "run"):
+        rc = main(["finetune", "folder", "--data", str(data), "--model", "mn", "--width-mult", "0.1", "--out",
+                   str(out), "--epochs", "1", "--num-workers", "0"])  # fmt: skip
+        assert rc == 1 and "inside the data folder" in capsys.readouterr().err
+    assert sorted(p.name for p in data.iterdir()) == ["high", "low"]

@@ -48,6 +48,12 @@ class TrainConfig:
                                       "baseline for tiny sets)")  # fmt: skip
     lr_decay: float = _f(1.0, "layer-wise LR decay: each block below the top gets this factor (1 = off)")
     val_every: int = _f(1, "validate and checkpoint every N epochs")
+    early_stop: bool | None = _f(
+        None,
+        "stop once the validation metric has not improved for --patience "
+        "validations, keeping the best model (default: on with the auto recipe)",
+    )
+    patience: int = _f(3, "validations without improvement before an early stop")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -84,7 +84,9 @@ class EpochReport(L.Callback):
         self.every = every
         self.out = out
         self.best: tuple[float, int] | None = None
+        self.best_state: dict | None = None  # the best validation's weights (an early stop keeps them)
         self.last: float | None = None
+        self.last_epoch = 0
         self.started = time.monotonic()
         self._since = self.started
 
@@ -110,6 +112,7 @@ class EpochReport(L.Callback):
             self.last = val
             if self.best is None or val > self.best[0]:
                 self.best = (val, epoch)
+                self.best_state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
                 if self.out_dir is not None and trainer.is_global_zero:
                     from ..models.network import save_checkpoint
 
@@ -118,31 +121,65 @@ class EpochReport(L.Callback):
         skipped = _value(m, "train/skipped_clips")
         if skipped:
             parts.append(f"{int(skipped)} clip(s) skipped")
-        parts.append(f"{time.monotonic() - self._since:.1f} s")
-        self._since = time.monotonic()
+        span = epoch - self.last_epoch
+        parts.append(f"{time.monotonic() - self._since:.1f} s for {'this epoch' if span == 1 else f'{span} epochs'}")
+        self._since, self.last_epoch = time.monotonic(), epoch
         self._print(trainer, "  ".join(parts))
 
-    def results(self, td) -> dict:
-        """What the run measured, for the final model's description and its model card: the last epoch's
-        validation metric (the final model is the last epoch's), the best, and the data it saw."""
+    def results(self, td, best: bool = False) -> dict:
+        """What the run measured, for the final model's description and its model card: the final model's
+        validation metric (the last epoch's, or with ``best`` the best's), the best, and the data it saw."""
         out = {}
         if self.last is not None:
-            out[f"val_{self.key}"] = round(self.last, 6)
+            out[f"val_{self.key}"] = round(self.best[0] if best else self.last, 6)
             out[f"best_val_{self.key}"] = round(self.best[0], 6)
             out["best_epoch"] = self.best[1]
         found = run_config_found(td)
         out.update(train_clips=found["train_clips"], val_clips=found["val_clips"], classes=len(found["classes"]))
         return out
 
-    def summary(self, final=None) -> str:
+    def early_stop_note(self, patience: int, every: int) -> str:
+        """Why the run stopped before its planned end."""
+        return (f"stopped early after epoch {self.last_epoch}: val {self.key} has not improved for {patience} "
+                f"validations ({patience * every} epochs) since {self.best[0]:.4f} at epoch {self.best[1]}; the "
+                "final model is that epoch's (--no-early-stop runs every planned epoch)")  # fmt: skip
+
+    def summary(self, final=None, kept_best: bool = False) -> str:
         wall = time.monotonic() - self.started
-        where = f"; model: {final} (last epoch)" if final is not None else ""
+        kept = f"the best, epoch {self.best[1]}" if kept_best and self.best else "last epoch"
+        where = f"; model: {final} ({kept})" if final is not None else ""
         if self.last is None:
             return f"trained for {wall:.0f} s (no validation split){where}"
         best = f", best {self.best[0]:.4f} at epoch {self.best[1]}"
         if final is not None:
             best += f" (kept as {final.parent / 'model_best.pt'})"
-        return f"trained for {wall:.0f} s: final val {self.key} {self.last:.4f}{best}{where}"
+        return f"trained for {wall:.0f} s: last val {self.key} {self.last:.4f}{best}{where}"
+
+
+def early_stopping(monitor: str, patience: int, start_epoch: int):
+    """Lightning's EarlyStopping on ``monitor`` (higher is better), counting validations from ``start_epoch`` on
+    and only once the metric has risen above its value there: a run that has not started learning (still at
+    chance) has not stopped improving. A run without a validation split is not stopped (nothing to watch)."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    class _From(EarlyStopping):
+        first: float | None = None
+        learning = False
+
+        def _run_early_stopping_check(self, trainer) -> None:
+            value = trainer.callback_metrics.get(monitor)
+            if trainer.current_epoch + 1 < start_epoch or value is None:
+                return
+            if not self.learning:
+                if self.first is None:
+                    self.first = float(value)
+                self.learning = float(value) > self.first
+                if not self.learning:
+                    return
+            super()._run_early_stopping_check(trainer)
+
+    return _From(monitor=monitor, mode="max", patience=patience, strict=False, check_on_train_epoch_end=False,
+                 verbose=False)  # fmt: skip
 
 
 class _KeepingWriter(ExperimentWriter):

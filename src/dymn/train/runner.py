@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import warnings
@@ -34,6 +35,10 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
     from .report import ResumableCSVLogger, trainer_is_rank_zero
 
     out = Path(out_dir)
+    root = Path(data.root)
+    if root.is_dir() and (out.resolve() == root.resolve() or root.resolve() in out.resolve().parents):
+        # the run's folders would sit among the data's (a folder task would take them for classes next time)
+        raise DataError(f"--out {out} is inside the data folder {root}; choose a folder outside it")
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     if resume and not last.is_file():
@@ -99,7 +104,17 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
         print(describe_run(td, cfg, model), file=sys.stderr, flush=True)
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.json", json.dumps(run_config(cfg, td), indent=1) + "\n")
-    options = dict(max_epochs=cfg.epochs, logger=loggers, callbacks=[checkpoint, report],
+    callbacks = [checkpoint, report]
+    stopper = None
+    if cfg.early_stop:
+        from .report import early_stopping
+
+        # patience counts validations, from the end of the warm-up (or the first tenth of the run) on: a network
+        # still near chance while its LR rises has not stopped improving
+        start = max(math.ceil(cfg.warm_up_len) + 1, math.ceil(0.1 * cfg.epochs))
+        stopper = early_stopping(f"val/{report.key}", cfg.patience, start)
+        callbacks.append(stopper)
+    options = dict(max_epochs=cfg.epochs, logger=loggers, callbacks=callbacks,
                    plugins=[AtomicCheckpointIO()], use_distributed_sampler=False, deterministic=True,
                    enable_progress_bar=progress, num_sanity_val_steps=0, enable_model_summary=False,
                    log_every_n_steps=min(10, steps), check_val_every_n_epoch=cfg.val_every)  # fmt: skip
@@ -115,13 +130,19 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     final = out / "model.pt"
     if trainer.is_global_zero:
+        stopped = stopper is not None and stopper.stopped_epoch > 0 and report.best_state is not None
+        if stopped:  # the best validation's weights, not the last epoch's (which had stopped improving)
+            module.model.load_state_dict(report.best_state)
+            print(report.early_stop_note(cfg.patience, cfg.val_every), file=sys.stderr, flush=True)
         info = module.model.info
         # the final model says what it was trained from and what it measured (its card shows both)
-        module.model.info = info.replace(results=report.results(td), base_model=info.base_model or info.name)
+        module.model.info = info.replace(
+            results=report.results(td, best=stopped), base_model=info.base_model or info.name
+        )
         save_checkpoint(module.model, final, extra={"train_config": run_config(cfg, td)})
         if export_plain:
             save_checkpoint(module.model, out / "model_plain.pt", plain=True)
-        print(report.summary(final), file=sys.stderr, flush=True)
+        print(report.summary(final, kept_best=stopped), file=sys.stderr, flush=True)
     return module, final
 
 
