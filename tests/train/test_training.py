@@ -386,3 +386,23 @@ def test_an_output_folder_inside_the_data_is_refused(tmp_path, capsys):
                    str(out), "--epochs", "1", "--num-workers", "0"])  # fmt: skip
         assert rc == 1 and "inside the data folder" in capsys.readouterr().err
     assert sorted(p.name for p in data.iterdir()) == ["high", "low"]
+
+
+def test_evaluate_scores_a_whole_folder_and_names_an_empty_selection(tmp_path, capsys):
+    from dymn.cli.main import main
+
+    data = write_folder(tmp_path / "data", per_class=2)
+    model = tmp_path / "m.pt"
+    dymn.save_checkpoint(dymn.load("mn01_as", pretrained=False, num_classes=2), model)
+    assert main(["evaluate", "folder", "--data", str(data), "--model", str(model)]) == 0
+    assert "clips: 4" in capsys.readouterr().out  # every clip, not a 20 % split of them
+    assert main(["evaluate", "folder", "--data", str(data), "--model", "no-such-model.pt", "--val-fraction",
+                 "0.1"]) == 1  # fmt: skip
+    assert "evaluation selection is empty" in capsys.readouterr().err  # said before any model work
+    held = tmp_path / "held"
+    write_folder(held / "test", per_class=2)
+    assert main(["evaluate", "folder", "--data", str(held), "--model", str(model)]) == 0
+    assert "clips: 4" in capsys.readouterr().out  # test/ is the held-out tree, not a class
+    assert main(["finetune", "folder", "--data", str(held), "--model", "mn", "--width-mult", "0.1", "--out",
+                 str(tmp_path / "run"), "--epochs", "1"]) == 1  # fmt: skip
+    assert "holds only test/" in capsys.readouterr().err

@@ -76,7 +76,12 @@ def _common(p: argparse.ArgumentParser, training: bool = True) -> None:
         p.add_argument("--clip-seconds", type=float, default=None, help="pad or crop clips to this (default: recipe)")
         p.add_argument("--fold", type=int, default=None, help="ESC-50 test fold (default: recipe, 1)")
         p.add_argument("--val-csv", default=None, help="csv: the evaluation CSV")
-        p.add_argument("--val-fraction", type=float, default=None, help="folder/csv: held-out fraction")
+        p.add_argument(
+            "--val-fraction",
+            type=float,
+            default=None,
+            help="folder/csv: evaluate only this seeded held-out fraction (default: every clip)",
+        )
         p.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
         return
     p.add_argument("--out", required=True, help="run folder: checkpoints, logs, final model.pt")
@@ -176,16 +181,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ..hub.loader import load
     from ..train.runner import evaluate
 
     settings = {k: getattr(args, k) for k in ("clip_seconds", "fold", "val_csv", "val_fraction")}
     settings = {k: v for k, v in settings.items() if v is not None}
     if args.model is None and args.weights is None:
         raise UsageError("evaluate needs --model NAME|FILE or --weights FILE")
-    model = load(args.model, weights=args.weights)
-    metrics = evaluate(args.task, args.data, model, settings, batch_size=args.batch_size, device=args.device,
-                       progress=sys.stderr.isatty())  # fmt: skip
+    metrics = evaluate(args.task, args.data, args.model, settings, batch_size=args.batch_size, device=args.device,
+                       progress=sys.stderr.isatty(), weights=args.weights)  # fmt: skip
     for k, v in metrics.items():
         print(f"{k}: {v:.4f}" if k not in ("clips", "skipped") else f"{k}: {int(v)}")
     return 0

@@ -260,16 +260,27 @@ def dcase20_split(root: Path) -> tuple[dict, dict, list[str]]:
 # --- your own data ------------------------------------------------------------------------------------
 def folder_split(root: Path, val_fraction: float = 0.2, seed: int = 0) -> tuple[dict, dict, list[str]]:
     """One sub-folder per class (single-label). ``train/`` and ``test/`` (or ``val/``) sub-trees are used
-    as given; otherwise a stratified split of ``val_fraction`` is drawn (seeded)."""
+    as given; otherwise a stratified split of ``val_fraction`` is drawn (seeded); ``val_fraction`` 1: every clip
+    is held out (evaluating a whole folder). A folder holding only ``test/`` is that held-out tree, not a class."""
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder")
     held = next((root / d for d in ("test", "val", "valid") if (root / d).is_dir()), None)
-    if (root / "train").is_dir() and held is not None:
+    if held is not None and ((root / "train").is_dir() or val_fraction >= 1):
+        if not (root / "train").is_dir():  # evaluation: the held-out tree is the whole selection
+            te_p, te_y, labels = _scan_classes(held)
+            return ({"paths": [], "targets": _one_hot([], len(labels))},
+                    {"paths": te_p, "targets": _one_hot(te_y, len(labels))}, labels)  # fmt: skip
         tr_p, tr_y, labels = _scan_classes(root / "train")
         te_p, te_y, te_labels = _scan_classes(held, labels)
         return ({"paths": tr_p, "targets": _one_hot(tr_y, len(labels))},
                 {"paths": te_p, "targets": _one_hot(te_y, len(labels))}, labels)  # fmt: skip
+    if held is not None and not any(d.is_dir() and d != held and not d.name.startswith(".") for d in root.iterdir()):
+        raise DataError(f"{root}: holds only {held.name}/ (held-out clips, not a class); add train/ beside it with "
+                        "the class folders to learn from")  # fmt: skip
     paths, ys, labels = _scan_classes(root)
+    if val_fraction >= 1:
+        return ({"paths": [], "targets": _one_hot([], len(labels))},
+                {"paths": paths, "targets": _one_hot(ys, len(labels))}, labels)  # fmt: skip
     counts = np.bincount(np.asarray(ys), minlength=len(labels))
     few = [f"{labels[c]} ({counts[c]})" for c in range(len(labels)) if counts[c] < 2]
     if few:

@@ -8,6 +8,7 @@ import sys
 import time
 
 import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -156,30 +157,27 @@ class EpochReport(L.Callback):
         return f"trained for {wall:.0f} s: last val {self.key} {self.last:.4f}{best}{where}"
 
 
-def early_stopping(monitor: str, patience: int, start_epoch: int):
-    """Lightning's EarlyStopping on ``monitor`` (higher is better), counting validations from ``start_epoch`` on
+class EarlyStopOnceLearning(EarlyStopping):
+    """Lightning's EarlyStopping on a metric where higher is better, counting validations from ``start_epoch`` on
     and only once the metric has risen above its value there: a run that has not started learning (still at
     chance) has not stopped improving. A run without a validation split is not stopped (nothing to watch)."""
-    from lightning.pytorch.callbacks import EarlyStopping
 
-    class _From(EarlyStopping):
-        first: float | None = None
-        learning = False
+    def __init__(self, monitor: str, patience: int, start_epoch: int):
+        super().__init__(monitor=monitor, mode="max", patience=patience, strict=False, check_on_train_epoch_end=False,
+                         verbose=False)  # fmt: skip
+        self.start_epoch, self.first, self.learning = start_epoch, None, False
 
-        def _run_early_stopping_check(self, trainer) -> None:
-            value = trainer.callback_metrics.get(monitor)
-            if trainer.current_epoch + 1 < start_epoch or value is None:
-                return
+    def _run_early_stopping_check(self, trainer) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.current_epoch + 1 < self.start_epoch or value is None:
+            return
+        if not self.learning:
+            if self.first is None:
+                self.first = float(value)
+            self.learning = float(value) > self.first
             if not self.learning:
-                if self.first is None:
-                    self.first = float(value)
-                self.learning = float(value) > self.first
-                if not self.learning:
-                    return
-            super()._run_early_stopping_check(trainer)
-
-    return _From(monitor=monitor, mode="max", patience=patience, strict=False, check_on_train_epoch_end=False,
-                 verbose=False)  # fmt: skip
+                return
+        super()._run_early_stopping_check(trainer)
 
 
 class _KeepingWriter(ExperimentWriter):

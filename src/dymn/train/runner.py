@@ -107,12 +107,12 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
     callbacks = [checkpoint, report]
     stopper = None
     if cfg.early_stop:
-        from .report import early_stopping
+        from .report import EarlyStopOnceLearning
 
         # patience counts validations, from the end of the warm-up (or the first tenth of the run) on: a network
         # still near chance while its LR rises has not stopped improving
         start = max(math.ceil(cfg.warm_up_len) + 1, math.ceil(0.1 * cfg.epochs))
-        stopper = early_stopping(f"val/{report.key}", cfg.patience, start)
+        stopper = EarlyStopOnceLearning(f"val/{report.key}", cfg.patience, start)
         callbacks.append(stopper)
     options = dict(max_epochs=cfg.epochs, logger=loggers, callbacks=callbacks,
                    plugins=[AtomicCheckpointIO()], use_distributed_sampler=False, deterministic=True,
@@ -165,10 +165,12 @@ def _check_resume(last: Path) -> tuple[int, list[str] | None]:
 
 
 @torch.inference_mode()
-def evaluate(task: str, data: str | os.PathLike, model: torch.nn.Module, settings: dict | None = None,
-             batch_size: int = 16, device: str = "cpu", progress: bool = False) -> dict[str, float]:  # fmt: skip
-    """Metrics of ``model`` on a task's evaluation split (mAP / ROC-AUC / d-prime, or accuracy); ``settings``:
-    :class:`~dymn.train.config.DataConfig` fields (clip_seconds, fold, val_fraction, val_csv)."""
+def evaluate(task: str, data: str | os.PathLike, model, settings: dict | None = None, batch_size: int = 16,
+             device: str = "cpu", progress: bool = False, weights: str | None = None) -> dict[str, float]:  # fmt: skip
+    """Metrics of ``model`` (a network, or anything :func:`dymn.load` takes, with ``weights``) on a task's
+    evaluation set (mAP / ROC-AUC / d-prime, or accuracy); ``settings``: :class:`~dymn.train.config.DataConfig`
+    fields (clip_seconds, fold, val_fraction, val_csv). A folder or CSV without a held-out part is evaluated
+    whole unless ``val_fraction`` (or ``val_csv``) asks for a split; the data is read before the model."""
     from tqdm.auto import tqdm
 
     from ..datasets.common import EpochSampler, collate
@@ -176,7 +178,17 @@ def evaluate(task: str, data: str | os.PathLike, model: torch.nn.Module, setting
     from ..models.info import ModelInfo
     from .metrics import summarize
 
+    settings = dict(settings or {})
+    if task in ("folder", "csv") and settings.get("val_fraction") is None and not settings.get("val_csv"):
+        settings["val_fraction"] = 1.0  # all of it: a user evaluating their folder means the folder
     td = read_task(task, data, data_config(task, settings), train=False)
+    if len(td.val) == 0:
+        raise DataError(f"{data}: the evaluation selection is empty ({task}, {settings or 'defaults'}): nothing "
+                        "to score")  # fmt: skip
+    if model is None or isinstance(model, (str, os.PathLike, list, tuple)) or weights is not None:
+        from ..hub.loader import load
+
+        model = load(model, weights=weights)
     if model.info.num_classes != len(td.labels):
         raise DataError(f"the model has {model.info.num_classes} outputs but {task} has {len(td.labels)} classes")
     # clips come padded or cropped to the recipe's length: scored as they are, with the dataset's activation

@@ -100,8 +100,9 @@ def _file_task(task: str, root: Path, cfg: DataConfig, seed: int, train: bool) -
     clip = cfg.clip_seconds
     if task == "strong":
         return _strong_task(tr, te, labels, cfg, seed, train, skipped)
-    if clip == "auto":  # the headers were read once already when training
-        clip = _auto_clip_seconds(tr["seconds"] if "seconds" in tr else _readable(tr, [])["seconds"])
+    if clip == "auto":  # the headers were read once already when training; evaluating a whole folder: its clips
+        basis = tr if len(tr["paths"]) else te
+        clip = _auto_clip_seconds(basis["seconds"] if "seconds" in basis else _readable(basis, [])["seconds"])
     cfg = dataclasses.replace(cfg, clip_seconds=clip)
     aug = WaveAugment(gain_db=int(cfg.gain), roll=int(cfg.roll))
     common = dict(labels=labels, multilabel=multilabel, clip_seconds=clip, cache_dir=cfg.cache_dir)
