@@ -5,6 +5,7 @@
 Every run is the command a user would type, `dymn finetune folder --data DIR --model mn04_as --out RUN`,
 with no other setting (and once more with `--freeze-backbone`); test accuracy from `dymn evaluate folder`
 on the held-out `test/` tree of the same folder (the last epoch's model.pt, not the best on validation).
+  - 4x16:   4 digits x 16 clips (same four speakers), tested on the other two: early stopping's case;
   - small:  3 digits x 20 clips (speakers jackson, nicolas, theo, yweweler), tested on the 300 clips of
             those digits by the other two speakers (george, lucas): speaker-independent;
   - medium: 10 digits x 30 clips (same four speakers), tested on the other two: speaker-independent;
@@ -38,12 +39,12 @@ def make_set(name: str, dst: Path) -> Path:
     files = sorted((SHARED / "data" / "fsdd" / "recordings").glob("*.wav"))
     if not files:
         sys.exit("no FSDD recordings under ../shared/data/fsdd")
-    digits, per_class = {"small": ("0", "1", "2"), "medium": tuple("0123456789")}.get(name, (None, None)), None
     if name == "full":
         for f in files:
             _link(f, dst, "test" if int(f.stem.split("_")[2]) < 5 else "train")
         return dst
-    digits, per_class = {"small": (("0", "1", "2"), 20), "medium": (tuple("0123456789"), 30)}[name]
+    digits, per_class = {"small": (("0", "1", "2"), 20), "medium": (tuple("0123456789"), 30),
+                         "4x16": (("0", "1", "2", "3"), 16)}[name]  # fmt: skip
     for d in digits:
         train = [f for f in files if f.stem.split("_")[0] == d and f.stem.split("_")[1] in TRAIN_SPEAKERS]
         # spread the picks over the train speakers and recording indices
@@ -69,7 +70,11 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="mn04_as")
     p.add_argument("--sets", default="small,medium,full")
-    p.add_argument("--runs", default="defaults,freeze", help="defaults and/or freeze (--freeze-backbone)")
+    p.add_argument(
+        "--runs",
+        default="defaults,freeze",
+        help="defaults, freeze (--freeze-backbone) and/or full (--no-early-stop: every planned epoch)",
+    )
     p.add_argument("--weights", default=str(SHARED / "weights" / "mn04_as_mAP_432.pt"))
     a = p.parse_args()
     rows = []
@@ -83,12 +88,14 @@ def main() -> int:
             data = make_set(name, d / name)
             n_train = sum(1 for _ in (data / "train").rglob("*.wav"))
             n_test = sum(1 for _ in (data / "test").rglob("*.wav"))
-            runs = {"defaults": [], "freeze": ["--freeze-backbone"]}
+            runs = {"defaults": [], "freeze": ["--freeze-backbone"], "full": ["--no-early-stop"]}
             for extra in [runs[r] for r in a.runs.split(",")]:
-                out = d / f"run-{name}-{len(extra)}"
+                out = d / f"run-{name}-{'-'.join(extra) or 'defaults'}"
                 log, wall = dymn("finetune", "folder", "--data", str(data), "--model", a.model, "--out", str(out),
                                  *extra, env=env)  # fmt: skip
                 settings = next(line for line in log.splitlines() if line.startswith("settings"))
+                stop = next((line for line in log.splitlines() if line.startswith("stopped early")), "")
+                settings += f"; {stop.split(':')[0]}" if stop else "; every planned epoch"
                 ev, _ = dymn("evaluate", "folder", "--data", str(data), "--model", str(out / "model.pt"), env=env)
                 acc = float(next(x for x in ev.splitlines() if x.startswith("accuracy:")).split()[1])
                 print(

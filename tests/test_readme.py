@@ -179,3 +179,15 @@ def test_serve_example_runs(workdir, release_cache):
             assert out.returncode == 0 and '"model"' in out.stdout and '"error"' not in out.stdout, out.stdout
     finally:
         server.stop()
+
+
+def test_counts_come_from_the_code():
+    """Every count of models the README states is the registry's."""
+    names = dymn.list_models()
+    cfgs = [dymn.get_pretrained_cfg(n) for n in names]
+    assert int(re.search(r"`dymn models --all` lists all (\d+) released entries", README)[1]) == len(names)
+    published, files = map(int, re.search(r"\((\d+) of the (\d+) files\)", README).groups())
+    assert (published, files) == (sum(1 for c in cfgs if c.sha256), len({c.filename for c in cfgs}))
+    assert int(re.search(r"all (\d+) released detectors", README)[1]) == sum(1 for c in cfgs if c.arch == "fmn")
+    claims = re.findall(r"lists (?:all |the )?(\d+)", README)
+    assert len(claims) == 1, f"a count of models the test does not check: {claims}"
