@@ -118,7 +118,8 @@ def test_ray_serve_engine_runs_the_same_app_and_stops_cleanly(release_cache, tmp
         assert _post(server, "/v1/tag", b"not audio").status_code == 415
         assert httpx.get(server.url + "/v1/models").json()["models"][0]["name"] == "mn01_as"
     finally:
-        server.stop()  # SIGTERM: Serve and Ray shut down with it
+        log = server.stop()  # SIGTERM: Serve and Ray shut down with it
+    assert server.proc.returncode == 0, log[-3000:]  # a clean exit, not SIGABRT (-6) from Ray's threads
 
     def replicas():
         return [p for p in psutil.process_iter(["cmdline"]) if "ServeReplica:dymn" in " ".join(p.info["cmdline"] or [])]

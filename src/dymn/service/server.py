@@ -106,9 +106,14 @@ def _serve_ray(config: ServeConfig) -> None:
     import signal
     import sys
 
-    # SIGTERM (a service manager stopping us) shuts Serve and Ray down as Ctrl-C does, leaving no processes
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # SIGTERM (a service manager stopping us) shuts Serve and Ray down as Ctrl-C does, leaving no processes; set
+    # again once Ray is up, whose native failure handler takes SIGTERM over and aborts the process (-6)
+    def on_term(*_):
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
     own = connect(config.address)
+    signal.signal(signal.SIGTERM, on_term)
     try:
         rs.start(http_options={"host": config.host, "port": config.port}, logging_config={"log_level": "WARNING"})
         settings = asdict(config)
@@ -119,11 +124,21 @@ def _serve_ray(config: ServeConfig) -> None:
         deployment = rs.deployment(rs.ingress(builder)(), name="dymn", num_replicas=config.replicas,
                                    ray_actor_options={"num_cpus": 1}, max_ongoing_requests=64)  # fmt: skip
         rs.run(deployment.bind(), name="dymn", route_prefix="/")
+        signal.signal(signal.SIGTERM, on_term)
         print(f"dymn: serving on http://{config.host}:{config.port}/ with Ray Serve, {config.replicas} "
               "replica(s) (Ctrl-C stops)", flush=True)  # fmt: skip
         while True:
             time.sleep(3600)
+    except KeyboardInterrupt:
+        status = 130
+    except SystemExit as exc:  # SIGTERM
+        status = exc.code if isinstance(exc.code, int) else 0
     finally:
         rs.shutdown()
         if own:
             ray.shutdown()
+    # Serve and Ray are down; the interpreter's own exit would then abort (SIGABRT) in threads Ray's native
+    # libraries leave behind, so a service manager would see a crash: leave now, with the status of the stop
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
