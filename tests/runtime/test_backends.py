@@ -31,6 +31,7 @@ def _own_cache(_cache, monkeypatch):
     """One cache for the module (converted graphs are reused), no remembered choices at the start of a test."""
     monkeypatch.setenv("DYMN_CACHE", str(_cache))
     monkeypatch.delenv("DYMN_BACKEND", raising=False)
+    monkeypatch.setattr(choice, "machine_load", lambda: 0.0)  # a busy test machine must not re-measure mid-test
     (_cache / "backends.json").unlink(missing_ok=True)
     return _cache
 
@@ -289,3 +290,21 @@ def test_a_bad_remembered_choice_is_measured_again(_own_cache, capsys, monkeypat
         assert store[key]["backend"] == backend == "torch" and store["other"] == "kept"
     (_own_cache / "backends.json").write_bytes(b"\xff\x00 not json")
     assert choice.choose(model, batch_size=2)[0] == "torch"
+
+
+def test_a_choice_measured_on_a_busy_machine_is_measured_again_when_quiet(_own_cache, capsys, monkeypatch):
+    model = dymn.load("mn01_as", pretrained=False)
+    monkeypatch.setattr(choice, "available", lambda: ["torch"])
+    monkeypatch.setattr(choice, "machine_load", lambda: 3.0)
+    choice.choose(model, batch_size=2)
+    err = capsys.readouterr().err
+    assert "measuring the backends" in err and "the machine was busy" in err
+    choice.choose(model, batch_size=2)  # still busy: the remembered choice serves
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(choice, "machine_load", lambda: 0.0)
+    choice.choose(model, batch_size=2)
+    assert "measuring the backends for mn01_as at batch 2 on this machine again" in capsys.readouterr().err
+    choice.choose(model, batch_size=2)  # measured quiet: kept
+    assert capsys.readouterr().err == ""
+    (entry,) = json.loads((_own_cache / "backends.json").read_text()).values()
+    assert entry["busy"] is False

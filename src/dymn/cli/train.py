@@ -71,7 +71,12 @@ def _common(p: argparse.ArgumentParser, training: bool = True) -> None:
     p.add_argument("--weights", default=None, help="start from local weights (a plain state dict with --model)")
     p.add_argument("--width-mult", type=float, default=None, help="width for --model mn / dymn")
     if not training:
-        p.add_argument("--batch-size", type=int, default=16, help="clips per model call")
+        p.add_argument(
+            "--batch-size",
+            type=int,
+            default=8,
+            help="clips per model call (8, as every inference command: one backend measurement)",
+        )
         p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
         p.add_argument("--clip-seconds", type=float, default=None, help="pad or crop clips to this (default: recipe)")
         p.add_argument("--fold", type=int, default=None, help="ESC-50 test fold (default: recipe, 1)")

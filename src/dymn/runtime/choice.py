@@ -35,6 +35,18 @@ AGREEMENT = 1e-3
 INT8_SANITY = 0.5
 # the set of candidates measured; raised when it grows, so that cached choices are measured again
 CHOICE_FORMAT = 2
+# a machine is busy when the load besides this process is above this many runnable tasks per CPU: timings taken
+# then (41-604 s to measure instead of 9 s, issue 25) may rank the backends wrongly, so such a choice is used
+# only until the machine is quiet again, and then measured again
+BUSY_LOAD_PER_CPU = 0.5
+
+
+def machine_load() -> float:
+    """Runnable tasks per CPU besides this process (the 1-minute load average less one), 0 where unknown."""
+    try:
+        return max(0.0, os.getloadavg()[0] - 1.0) / (os.cpu_count() or 1)
+    except (OSError, AttributeError):
+        return 0.0
 
 
 def compile_model(model: nn.Module, backend: str, graph: Path | None = None, micro_batch="auto",
@@ -145,14 +157,17 @@ def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "
     store = cache_root() / "backends.json"
     key = choice_key(model, batch_size, int8_graph is not None)
     entry = _read_choices(store).get(key)
-    if _usable(entry, candidates, batch_size):
+    load = machine_load()
+    remeasure = _usable(entry, candidates, batch_size) and entry.get("busy") and load <= BUSY_LOAD_PER_CPU
+    if _usable(entry, candidates, batch_size) and not remeasure:
         try:
             return entry["backend"], compile_model(model, entry["backend"], int8_graph, batch_size=batch_size,
                                                    micro_batch=entry.get("micro_batch", "auto"))  # fmt: skip
         except Exception:  # noqa: BLE001 (a cached graph gone bad is measured again)
             pass
     if not quiet:
-        print(f"dymn: measuring the backends for {model.info.name} at batch {batch_size} on this machine "
+        why = " again: the last choice was measured while the machine was busy" if remeasure else ""
+        print(f"dymn: measuring the backends for {model.info.name} at batch {batch_size} on this machine{why} "
               f"({', '.join(candidates)}; once, then cached) ...", file=sys.stderr, flush=True)  # fmt: skip
     started = time.perf_counter()
     results = measure(model, batch_size, candidates, int8_graph=int8_graph)
@@ -174,7 +189,11 @@ def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "
             file=sys.stderr,
             flush=True,
         )
-    _write_choice(store, key, {"backend": best, "model": model.info.name, "batch": batch_size,
+    busy = max(load, machine_load()) > BUSY_LOAD_PER_CPU
+    if busy and not quiet:
+        print(f"dymn: the machine was busy while measuring (load {max(load, machine_load()):.1f} per CPU besides "
+              "this process): the choice is measured again when it is quiet", file=sys.stderr, flush=True)  # fmt: skip
+    _write_choice(store, key, {"backend": best, "model": model.info.name, "batch": batch_size, "busy": busy,
                                "micro_batch": good[best].get("micro_batch"),
                                "ms_per_clip": {n: round(r["ms"], 3) for n, r in good.items()},
                                "rejected": {n: r.get("error") or f"diff {r['diff']:.2e}" for n, r in results.items()

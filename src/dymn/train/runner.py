@@ -165,7 +165,7 @@ def _check_resume(last: Path) -> tuple[int, list[str] | None]:
 
 
 @torch.inference_mode()
-def evaluate(task: str, data: str | os.PathLike, model, settings: dict | None = None, batch_size: int = 16,
+def evaluate(task: str, data: str | os.PathLike, model, settings: dict | None = None, batch_size: int = 8,
              device: str = "cpu", progress: bool = False, weights: str | None = None) -> dict[str, float]:  # fmt: skip
     """Metrics of ``model`` (a network, or anything :func:`dymn.load` takes, with ``weights``) on a task's
     evaluation set (mAP / ROC-AUC / d-prime, or accuracy); ``settings``: :class:`~dymn.train.config.DataConfig`
