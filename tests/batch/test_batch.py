@@ -318,3 +318,18 @@ def test_a_damaged_shard_is_done_again_and_odd_names_are_kept(tmp_path, release_
     (out / "copy.parquet").write_bytes(shards[0].read_bytes())
     with pytest.raises(BatchError, match="not this job's shards"):
         run_job("tag", [str(data)], str(out), model=MODEL, shard_size=16, batch_size=2, progress=False)
+
+
+def test_a_job_in_a_log_reports_measuring_and_progress_on_the_driver(tmp_path, release_cache):
+    """Not on a terminal: the one-time backend measurement happens on the driver, with its messages, and each
+    written shard gets a line (before, a job was silent for minutes while its workers measured)."""
+    cache = release_cache(MODEL)
+    data = _corpus(tmp_path / "data", 31, seconds=0.5)
+    env = {k: v for k, v in os.environ.items() if k != "DYMN_BACKEND"}
+    env["DYMN_CACHE"] = str(cache)
+    done = subprocess.run(_cli("tag", str(data), "--model", MODEL, "--shard-size", "16", "--batch-size", "2",
+                               "-o", str(tmp_path / "out")), capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]  # the broken file
+    err = done.stderr
+    assert "measuring the backends for mn01_as at batch 2" in err and "chosen" in err, err[-3000:]
+    assert "dymn: batch tag: 1 of 2 shard(s) written" in err and "2 of 2 shard(s) written (32 files" in err

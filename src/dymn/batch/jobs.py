@@ -297,6 +297,8 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
     if not pending:
         return summary
     started = time.perf_counter()
+    if options["backend"] == "auto" and not gpus_per_worker:
+        _choose_here(net, batch_size, threads)
     own = connect(address)
     try:
         _run_pending(ray, net, command, options, pending, out, summary, workers, gpus_per_worker, batch_size,
@@ -306,6 +308,26 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
             ray.shutdown()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _choose_here(net, batch_size: int, threads: int) -> None:
+    """Measure the backends here, once, before the workers start: its messages reach this terminal or log (a
+    worker's go to Ray's logs only, and a job looked stalled for minutes), and the workers on this machine find
+    the choice and its converted graphs in the cache. Measured as the workers run (their threads, the tuned C
+    allocator); a library caller's process with the default allocator leaves it to the workers."""
+    import torch
+
+    from ..runtime.choice import choose
+    from ..util import allocator
+
+    if allocator.state() != "tuned":
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        choose(net, batch_size)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _run_pending(ray, net, command, options, pending, out, summary, workers, gpus, batch_size, threads,
@@ -342,6 +364,7 @@ def _run_pending(ray, net, command, options, pending, out, summary, workers, gpu
     show = progress if progress is not None else sys.stderr.isatty()
     bar = tqdm(total=sum(expected.values()), unit="file", disable=not show, desc=f"batch {command}")
     num_classes, embed_dim = len(net.labels), int(net.info.embed_dim or 0)
+    written, begun = 0, time.perf_counter()
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         for r in batch.to_pylist():
             shard = int(r["shard"])
@@ -358,6 +381,11 @@ def _run_pending(ray, net, command, options, pending, out, summary, workers, gpu
                 out.write_bytes(by_index[shard].name, _parquet_bytes(_table(ordered, command, num_classes,
                                                                             embed_dim)))  # fmt: skip
                 summary.done += expected[shard]
+                written += 1
+                if not show:  # no bar (a log, a pipe): a line per shard, so that a long job is seen to progress
+                    print(f"dymn: batch {command}: {written} of {len(expected)} shard(s) written ({summary.done} "
+                          f"files, {summary.failed} failed, {time.perf_counter() - begun:.0f} s)", file=sys.stderr,
+                          flush=True)  # fmt: skip
     bar.close()
     if pending_rows:
         raise BatchError(f"{len(pending_rows)} shard(s) did not receive all their files; run the job again")
