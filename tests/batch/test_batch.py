@@ -327,8 +327,8 @@ def test_a_job_in_a_log_reports_measuring_and_progress_on_the_driver(tmp_path, r
     data = _corpus(tmp_path / "data", 31, seconds=0.5)
     env = {k: v for k, v in os.environ.items() if k != "DYMN_BACKEND"}
     env["DYMN_CACHE"] = str(cache)
-    done = subprocess.run(_cli("tag", str(data), "--model", MODEL, "--shard-size", "16", "--batch-size", "2",
-                               "-o", str(tmp_path / "out")), capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    args = _cli("tag", str(data), "--model", MODEL, "--shard-size", "16", "--batch-size", "2", "-o", str(tmp_path / "out"))
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 1, done.stderr[-3000:]  # the broken file
     err = done.stderr
     assert "measuring the backends for mn01_as at batch 2" in err and "chosen" in err, err[-3000:]
