@@ -327,7 +327,9 @@ def test_a_job_in_a_log_reports_measuring_and_progress_on_the_driver(tmp_path, r
     data = _corpus(tmp_path / "data", 31, seconds=0.5)
     env = {k: v for k, v in os.environ.items() if k != "DYMN_BACKEND"}
     env["DYMN_CACHE"] = str(cache)
-    args = _cli("tag", str(data), "--model", MODEL, "--shard-size", "16", "--batch-size", "2", "-o", str(tmp_path / "out"))
+    args = _cli(
+        "tag", str(data), "--model", MODEL, "--shard-size", "16", "--batch-size", "2", "-o", str(tmp_path / "out")
+    )
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 1, done.stderr[-3000:]  # the broken file
     err = done.stderr
