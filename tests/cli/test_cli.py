@@ -240,3 +240,27 @@ def test_no_pad_gives_the_unpadded_scores(tone_wav, tmp_path, capsys):
     (result,) = tagger.tag_files([tone_wav], top_k=0)
     assert unpadded == pytest.approx({t.label: t.probability for t in result.tags}, abs=1e-4)
     assert max(abs(padded[k] - unpadded[k]) for k in padded) > 0  # (a random network: small differences)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["timeline", "x.wav", "--median", "200001"], "median"),
+        (["timeline", "x.wav", "--window", "0.001"], "window"),
+        (["timeline", "x.wav", "--hop", "0.001"], "hop"),
+        (["embed", "x.wav", "--out", "e.npz", "--timestamps", "--window", "0.0001"], "window"),
+        (["listen", "--stdin", "--rate", "1"], "--rate"),
+        (["listen", "--stdin", "--channels", "1000000"], "--channels"),
+        (["listen", "--stdin", "--hop", "0.001"], "hop"),
+    ],
+)
+def test_ranges_that_would_cost_hours_or_gigabytes_are_usage_errors(tiny_mn_checkpoint, tone_wav, monkeypatch,
+                                                                     args, message, capsys):  # fmt: skip
+    """As the service's: one line, exit 2, before any audio is read or memory sized from the value."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\0" * 64000)))
+    args = [a if a != "x.wav" else str(tone_wav) for a in args]
+    assert main([*args, "--weights", str(tiny_mn_checkpoint)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

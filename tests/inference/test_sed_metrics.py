@@ -137,3 +137,26 @@ def test_bad_tables_are_one_line_errors(tmp_path, capsys):
         assert main(["evaluate-sed", "--pred", str(p), "--truth", str(t), *extra]) == 1, name
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (name, err)
+
+
+def test_a_huge_ground_truth_of_the_wrong_files_fails_fast_in_bounded_memory(tmp_path):
+    """100 MB of events for files without predictions: streamed, stopped at the tenth such file, within 1.5 GB of
+    address space (reading it whole first peaked at 3.1 GB)."""
+    import subprocess
+    import sys
+
+    _scores(tmp_path / "pred", "a", {"Speech": (25, 75)})
+    big = tmp_path / "truth.tsv"
+    with big.open("w") as f:
+        f.write("filename\tonset\toffset\tevent_label\n")
+        row = "other{:08d}.wav\t0.5\t1.5\tSpeech\n"
+        for i in range(3_200_000):
+            f.write(row.format(i))
+    assert big.stat().st_size > 100e6
+    code = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))\n"
+            "from dymn.inference.sed_metrics import read_truth, read_scores\nfrom dymn.util.errors import DataError\n"
+            "try:\n    read_truth(sys.argv[1], known=set(read_scores(sys.argv[2])[0]))\n"
+            "except DataError as e:\n    print('refused:', e)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(big), str(tmp_path / "pred")], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and "no score table for 10 (stopped there)" in done.stdout, done.stdout + done.stderr

@@ -29,16 +29,30 @@ def _audio_id(name: str) -> str:
     return Path(name).stem
 
 
-def read_truth(path: str | os.PathLike) -> dict[str, list[tuple[float, float, str]]]:
+def read_truth(path: str | os.PathLike, known: set[str] | None = None,
+               max_missing: int = 10) -> dict[str, list[tuple[float, float, str]]]:  # fmt: skip
     """Events per audio id from a TSV with ``filename, onset, offset, event_label``; overlapping events of one
-    class in one file are merged (as the reference prepares AudioSet-Strong)."""
+    class in one file are merged (as the reference prepares AudioSet-Strong). Streamed; with ``known`` (the ids
+    that have predictions), reading stops at the ``max_missing``-th file without any, so a huge table of the
+    wrong files fails fast and small."""
+    missing: list[str] = []
     events: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for name, event in event_rows(path, header_required=True):
         if event is not None:
             on, off, label = event
             if off <= on:
                 raise DataError(f"{path}: an event of {name} ends where it starts ({on:g} s)")
-            events.setdefault(_audio_id(name), {}).setdefault(sys.intern(label), []).append((on, off))
+            aid = _audio_id(name)
+            if known is not None and aid not in known:
+                if aid not in missing:
+                    missing.append(aid)
+                if len(missing) >= max_missing:
+                    break
+                continue
+            events.setdefault(aid, {}).setdefault(sys.intern(label), []).append((on, off))
+    if missing:
+        more = f"{len(missing)} (stopped there)" if len(missing) >= max_missing else str(len(missing))
+        raise DataError(f"no score table for {more} file(s) of the ground truth (e.g. {missing[0]})")
     if not events:
         raise DataError(f"{path}: the ground truth holds no events")
     merged = {}
@@ -128,11 +142,8 @@ def evaluate(pred: str | os.PathLike, truth: str | os.PathLike, durations: dict[
         from sed_scores_eval import collar_based, intersection_based, segment_based
         from sed_scores_eval.base_modules.scores import create_score_dataframe
 
-    gt = read_truth(truth)
     scores, classes = read_scores(pred)
-    missing = sorted(set(gt) - set(scores))
-    if missing:
-        raise DataError(f"no score table for {len(missing)} file(s) of the ground truth (e.g. {missing[0]})")
+    gt = read_truth(truth, known=set(scores))
     used = sorted({label for events in gt.values() for _, _, label in events})
     unknown = [c for c in used if c not in classes]
     if unknown:
