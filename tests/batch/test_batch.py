@@ -295,15 +295,25 @@ def _damage(path: Path, how: str, other: Path) -> None:
 
 def test_a_damaged_shard_is_done_again_and_odd_names_are_kept(tmp_path, release_cache):
     """Resume counts a shard as done only when it reads back whole and holds exactly its inputs; a file name that
-    is not UTF-8 is tagged like any other and kept exactly (path_bytes), shown escaped (path)."""
-    release_cache(MODEL)
+    is not UTF-8 is tagged like any other and kept exactly (path_bytes), shown escaped (path). The first run is
+    the CLI in a log, not on a terminal: the one-time backend measurement happens on the driver, with its
+    messages, and each written shard gets a line (before, a job was silent for minutes while its workers
+    measured)."""
+    cache = release_cache(MODEL)
     data = _corpus(tmp_path / "data", 78, seconds=0.5)
     odd = os.fsdecode(bytes(data) + b"/caf\xe9-\xff.wav")  # Latin-1 bytes: not UTF-8
     sf.write(data / "odd.wav", tone(440, 0.5, seed=9), 32000)
     os.rename(data / "odd.wav", odd)  # libsndfile's own open takes UTF-8 names only
     out = tmp_path / "out"
-    first = run_job("tag", [str(data)], str(out), model=MODEL, shard_size=16, batch_size=2, progress=False)
-    assert first.done == 80 and first.shards == 5 and first.failed == 1
+    env = {k: v for k, v in os.environ.items() if k != "DYMN_BACKEND"}  # auto: measured once, on the driver
+    env["DYMN_CACHE"] = str(cache)
+    args = _cli("tag", str(data), "--model", MODEL, "--shard-size", "16", "--batch-size", "2", "-o", str(out))
+    first = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert first.returncode == 1, first.stderr[-3000:]  # the broken file
+    assert "80 files done (1 failed)" in first.stdout and "5 shards" in first.stdout
+    assert "measuring the backends for mn01_as at batch 2" in first.stderr and "chosen" in first.stderr
+    assert "dymn: batch tag: 1 of 5 shard(s) written" in first.stderr
+    assert "5 of 5 shard(s) written (80 files, 1 failed" in first.stderr
     rows = _rows(out)
     assert len(rows) == 80
     (row,) = [r for r in rows if r["path_bytes"] == os.fsencode(odd)]
@@ -318,20 +328,3 @@ def test_a_damaged_shard_is_done_again_and_odd_names_are_kept(tmp_path, release_
     (out / "copy.parquet").write_bytes(shards[0].read_bytes())
     with pytest.raises(BatchError, match="not this job's shards"):
         run_job("tag", [str(data)], str(out), model=MODEL, shard_size=16, batch_size=2, progress=False)
-
-
-def test_a_job_in_a_log_reports_measuring_and_progress_on_the_driver(tmp_path, release_cache):
-    """Not on a terminal: the one-time backend measurement happens on the driver, with its messages, and each
-    written shard gets a line (before, a job was silent for minutes while its workers measured)."""
-    cache = release_cache(MODEL)
-    data = _corpus(tmp_path / "data", 31, seconds=0.5)
-    env = {k: v for k, v in os.environ.items() if k != "DYMN_BACKEND"}
-    env["DYMN_CACHE"] = str(cache)
-    args = _cli(
-        "tag", str(data), "--model", MODEL, "--shard-size", "16", "--batch-size", "2", "-o", str(tmp_path / "out")
-    )
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 1, done.stderr[-3000:]  # the broken file
-    err = done.stderr
-    assert "measuring the backends for mn01_as at batch 2" in err and "chosen" in err, err[-3000:]
-    assert "dymn: batch tag: 1 of 2 shard(s) written" in err and "2 of 2 shard(s) written (32 files" in err
