@@ -134,3 +134,13 @@ def tiny_tagger():
     import dymn
 
     return dymn.Tagger(dymn.load("mn01_as", pretrained=False), batch_size=4)
+
+
+def limited_child(code: str, *args: str, gib: float = 1.5, timeout: float = 300):
+    """Run ``code`` (Python; ``sys`` is imported, ``sys.argv[1:]`` are ``args``) in a child whose address space is
+    capped at ``gib``: a test of bounded memory fails there, instead of taking the machine down."""
+    import subprocess
+
+    limit = int(gib * 2**30)
+    head = f"import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))\n"
+    return subprocess.run([sys.executable, "-c", head + code, *args], capture_output=True, text=True, timeout=timeout)

@@ -77,6 +77,8 @@ import sys  # noqa: E402
 import dymn  # noqa: E402
 from dymn.audio.io import AudioWarning, read_audio  # noqa: E402
 
+from ..conftest import limited_child  # noqa: E402
+
 
 def _wav_with_rate(path, rate: int, frames: int):
     sf.write(path, np.zeros(frames, np.int16), 8000, subtype="PCM_16")
@@ -163,9 +165,6 @@ def test_non_utf8_file_names(tmp_path, tiny_mn_checkpoint, capfdbinary):
 def test_memory_depends_on_the_model_rate_not_the_file_rate(tmp_path):
     """120 s of stereo FLAC at 655,350 Hz (11 MB on disk, 630 MB as float32 frames) is decoded within 1.5 GB of
     address space: each block is downmixed and resampled before the next is read."""
-    import subprocess
-    import sys
-
     path = tmp_path / "wide.flac"
     sr = 655350
     with sf.SoundFile(path, "w", sr, 2, subtype="PCM_16", format="FLAC") as f:
@@ -173,7 +172,6 @@ def test_memory_depends_on_the_model_rate_not_the_file_rate(tmp_path):
         block[::1000, 0] = 0.01
         for _ in range(12):
             f.write(block)
-    code = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))\n"
-            "from dymn.audio.io import read_audio\nprint(read_audio(sys.argv[1], 32000).wave.shape[0])\n")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    done = limited_child("from dymn.audio.io import read_audio\nprint(read_audio(sys.argv[1], 32000).wave.shape[0])\n",
+                         str(path))  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == str(120 * 32000), done.stderr[-1500:]

@@ -17,6 +17,8 @@ from dymn.train.datamodule import TaskDataModule  # noqa: E402
 from dymn.train.recipes import data_config, train_config  # noqa: E402
 from dymn.train.runner import fit  # noqa: E402
 
+from ..conftest import limited_child  # noqa: E402
+
 SR = 16000
 BEEP, BUZZ = 1000.0, 300.0
 BEEP_BUZZ = ("beep", "buzz")
@@ -140,9 +142,6 @@ def test_cli_finetune_strong(strong_set, tmp_path, capsys):
 def test_a_strong_tsv_is_streamed_and_stops_at_the_first_problems(tmp_path):
     """100 MB of missing file names fails after the first ten, in bounded memory (an RLIMIT_AS child); a huge
     onset, a 200,000-character field and bytes that are not UTF-8 are one-line errors."""
-    import subprocess
-    import sys
-
     from dymn.datasets.common import DataError
 
     big = tmp_path / "big.tsv"
@@ -151,10 +150,9 @@ def test_a_strong_tsv_is_streamed_and_stops_at_the_first_problems(tmp_path):
         for i in range(3_600_000):
             f.write(row.format(i))
     assert big.stat().st_size > 100e6
-    code = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))\n"
-            "from dymn.datasets.strong import read_strong_tsv\nfrom dymn.datasets.common import DataError\n"
+    code = ("from dymn.datasets.strong import read_strong_tsv\nfrom dymn.datasets.common import DataError\n"
             "try:\n    read_strong_tsv(sys.argv[1])\nexcept DataError as e:\n    print('refused:', e)\n")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, timeout=120)
+    done = limited_child(code, str(big), timeout=120)
     assert done.returncode == 0 and "names 10 (stopped there) missing" in done.stdout, done.stdout + done.stderr
     for content, message in [(b"a.wav\t1\t1e308\tbeep\n", "line 1: need 0 <= onset <= offset"),
                              (b"a.wav\t1\t2\t" + b"x" * 200_000 + b"\n", "line 1"),

@@ -128,14 +128,9 @@ def plan_shards(paths: list[str], shard_size: int = SHARD_SIZE) -> list[Shard]:
     return shards
 
 
-def path_text(path: str) -> str:
-    """A path as UTF-8 text for a Parquet string column: the bytes of a name that is not UTF-8 are shown as
-    ``\\xNN`` (its exact bytes are in the ``path_bytes`` column)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace") if not is_remote(path) else text(path)
-
-
 def text(message: str) -> str:
-    """A message that may quote a non-UTF-8 file name, as UTF-8 text (the name's odd bytes as ``\\xNN``)."""
+    """A path, or a message that may quote one, as UTF-8 text for Arrow: the bytes of a file name that are not
+    UTF-8 are shown as ``\\xNN`` (a row's exact bytes are in its ``path_bytes`` column)."""
     return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 

@@ -233,7 +233,7 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
     import ray
 
     from ..hub.loader import DEFAULT_MODEL, load
-    from ..inference.events import EventConfig
+    from ..inference.events import EventConfig, check_median
     from ..inference.timelines import check_window_hop
 
     if command not in COMMANDS:
@@ -261,8 +261,7 @@ def run(command: str, inputs: list[str], out_dir: str, *, model: str | None = No
         options.update(top_k=top_k, all_probabilities=bool(all_probabilities))
     elif command == "detect":
         median = int(given.get("median", 9))
-        if median < 1 or median % 2 == 0:
-            raise UsageError(f"the median window must be a positive odd number of frames, got {median}")
+        check_median(median, "frames")
         options.update(threshold=float(given.get("threshold", 0.5)), median=median)
     elif command == "timeline":
         frames = frame_level and window is None and hop is None

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..models.info import check_scores
 from ..util.errors import ScoresError
-from .corpus import from_wire, local_copy, path_text, text, to_wire
+from .corpus import from_wire, local_copy, text, to_wire
 
 
 def decode_batch(batch: dict, sample_rate: int, command: str) -> dict:
@@ -141,7 +141,7 @@ class ModelWorker:
             for i in range(n):
                 extra[i] = self._timeline(paths[i], errors, durations, i, ok)
         # Arrow takes only UTF-8: a name that is not is kept exactly as bytes, and shown escaped
-        return [{"path": path_text(paths[i]), "path_bytes": os.fsencode(paths[i]), "shard": shard,
+        return [{"path": text(paths[i]), "path_bytes": os.fsencode(paths[i]), "shard": shard,
                  "order": orders[i], **extra[i],
                  "duration": round(durations[i], 4) if durations[i] == durations[i] else None,
                  "error": text(errors[i]) or None, "status": "error" if errors[i] else "ok"}

@@ -22,12 +22,20 @@ EDGES = {"reflect": "symmetric", "nearest": "edge"}
 MAX_MEDIAN = 101
 
 
+def check_median(size, unit: str = "rows") -> None:
+    """A median filter's size: an odd whole number from 1 (no smoothing) to :data:`MAX_MEDIAN`."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not (1 <= size <= MAX_MEDIAN) or (
+            size % 2 == 0):  # fmt: skip
+        raise UsageError(
+            f"the median filter must be an odd number of {unit} from 1 (no smoothing) to {MAX_MEDIAN}, got {size}"
+        )
+
+
 def median_filter(scores: np.ndarray, size: int = 9, edges: str = "reflect") -> np.ndarray:
     """Median over ``size`` (odd) rows along axis 0 for each column. ``edges``: "reflect" (``d c b a | a b c d``,
     scipy.ndimage's default, as the SED reference decodes frames; float64) or "nearest" (the edge row repeated, as
     timelines smooth windows; the input's dtype)."""
-    if not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0 or size > MAX_MEDIAN:
-        raise UsageError(f"the median window must be an odd number from 1 to {MAX_MEDIAN}, got {size}")
+    check_median(size)
     scores = np.asarray(scores, dtype=np.float64) if edges == "reflect" else np.asarray(scores)
     if size == 1 or len(scores) == 0:
         return scores.copy()
@@ -70,8 +78,7 @@ def check_decoding(threshold: float, median: int) -> None:
     """Refuse a decoding threshold outside 0..1 or a median filter that is not a positive odd number of frames."""
     if not 0 <= threshold <= 1:
         raise UsageError(f"the threshold must be between 0 and 1, got {threshold}")
-    if not isinstance(median, (int, np.integer)) or median < 1 or median % 2 == 0 or median > MAX_MEDIAN:
-        raise UsageError(f"the median filter must be an odd number of frames from 1 to {MAX_MEDIAN}, got {median}")
+    check_median(median, "frames")
 
 
 def _thresholds(value, labels: list[str], default: float) -> np.ndarray:
@@ -130,9 +137,7 @@ class EventConfig:
             values = value.values() if isinstance(value, dict) else [] if value is None else [value]
             if any(not (isinstance(v, (int, float)) and 0 <= v <= 1) for v in values):
                 raise UsageError(f"{name} must be between 0 and 1")
-        if not isinstance(self.median, int) or self.median < 1 or self.median % 2 == 0 or self.median > MAX_MEDIAN:
-            raise UsageError(f"median must be an odd number of windows from 1 (no smoothing) to {MAX_MEDIAN}, got "
-                             f"{self.median}")  # fmt: skip
+        check_median(self.median, "windows")
         if not (self.merge_gap >= 0 and self.min_duration >= 0):
             raise UsageError("merge_gap and min_duration must not be negative")
 
@@ -224,8 +229,7 @@ class StreamingDecoder:
     A frame is active where its filtered score is strictly above its class's threshold."""
 
     def __init__(self, thresholds: np.ndarray, median: int = 9):
-        if median < 1 or median % 2 == 0:
-            raise UsageError(f"the median window must be a positive odd number, got {median}")
+        check_median(median, "frames")
         self.thresholds = np.asarray(thresholds, np.float32)
         self.half = median // 2
         self.pending = np.zeros((0, len(self.thresholds)), np.float32)  # frames not yet filtered, and halos

@@ -158,8 +158,9 @@ def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "
     key = choice_key(model, batch_size, int8_graph is not None)
     entry = _read_choices(store).get(key)
     load = machine_load()
-    remeasure = _usable(entry, candidates, batch_size) and entry.get("busy") and load <= BUSY_LOAD_PER_CPU
-    if _usable(entry, candidates, batch_size) and not remeasure:
+    usable = _usable(entry, candidates, batch_size)
+    remeasure = usable and bool(entry.get("busy")) and load <= BUSY_LOAD_PER_CPU
+    if usable and not remeasure:
         try:
             return entry["backend"], compile_model(model, entry["backend"], int8_graph, batch_size=batch_size,
                                                    micro_batch=entry.get("micro_batch", "auto"))  # fmt: skip
@@ -189,9 +190,10 @@ def choose(model: nn.Module, batch_size: int = 8, device: str | torch.device = "
             file=sys.stderr,
             flush=True,
         )
-    busy = max(load, machine_load()) > BUSY_LOAD_PER_CPU
+    load = max(load, machine_load())  # before or after: the timings are in between
+    busy = load > BUSY_LOAD_PER_CPU
     if busy and not quiet:
-        print(f"dymn: the machine was busy while measuring (load {max(load, machine_load()):.1f} per CPU besides "
+        print(f"dymn: the machine was busy while measuring (load {load:.1f} per CPU besides "
               "this process): the choice is measured again when it is quiet", file=sys.stderr, flush=True)  # fmt: skip
     _write_choice(store, key, {"backend": best, "model": model.info.name, "batch": batch_size, "busy": busy,
                                "micro_batch": good[best].get("micro_batch"),

@@ -85,7 +85,6 @@ class EpochReport(L.Callback):
         self.every = every
         self.out = out
         self.best: tuple[float, int] | None = None
-        self.best_state: dict | None = None  # the best validation's weights (an early stop keeps them)
         self.last: float | None = None
         self.last_epoch = 0
         self.started = time.monotonic()
@@ -113,7 +112,6 @@ class EpochReport(L.Callback):
             self.last = val
             if self.best is None or val > self.best[0]:
                 self.best = (val, epoch)
-                self.best_state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
                 if self.out_dir is not None and trainer.is_global_zero:
                     from ..models.network import save_checkpoint
 

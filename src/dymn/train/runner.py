@@ -130,9 +130,12 @@ def fit(model: torch.nn.Module, data, cfg: TrainConfig, out_dir: str | os.PathLi
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     final = out / "model.pt"
     if trainer.is_global_zero:
-        stopped = stopper is not None and stopper.stopped_epoch > 0 and report.best_state is not None
-        if stopped:  # the best validation's weights, not the last epoch's (which had stopped improving)
-            module.model.load_state_dict(report.best_state)
+        best = out / "model_best.pt"
+        stopped = stopper is not None and stopper.stopped_epoch > 0 and best.is_file()
+        if stopped:  # the best validation's weights (written when it was reached), not the last epoch's
+            from ..models.checkpoint import load_checkpoint
+
+            module.model.load_state_dict(load_checkpoint(best).state_dict)
             print(report.early_stop_note(cfg.patience, cfg.val_every), file=sys.stderr, flush=True)
         info = module.model.info
         # the final model says what it was trained from and what it measured (its card shows both)
