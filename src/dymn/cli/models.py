@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from ..hub.loader import DEFAULT_MODEL
 from ..util.errors import UsageError, printable
@@ -20,14 +21,17 @@ def register(sub) -> None:
     i.add_argument("--weights", default=None, help="describe a local checkpoint (with NAME for a plain state dict)")
     i.add_argument("--seconds", type=float, default=10.0, help="clip length for the MAC count")
 
-    e = command(sub, "export", "export a model (released weights by default) to ONNX or TorchScript", cmd_export)
-    e.add_argument("format", choices=("onnx", "torchscript"), help="file format")
+    e = command(sub, "export", "export a model (released weights by default) to ONNX, TorchScript or a web page",
+                cmd_export)  # fmt: skip
+    e.add_argument("format", choices=("onnx", "torchscript", "web"),
+                   help="file format; web: a static site that tags files and the microphone in the browser")  # fmt: skip
+    e.add_argument("folder", nargs="?", default=None, help="web: the site's folder (new, empty, or a site dymn wrote)")
     e.add_argument("--model", default=None,
                    help=f"registry name (its released weights) or the architecture of --weights "
                         f"(default {DEFAULT_MODEL})")  # fmt: skip
     e.add_argument("--weights", default=None, help="local weights (dymn checkpoint, or state dict with --model)")
     e.add_argument("--with-frontend", action="store_true", help="include the mel frontend: waveform input")
-    e.add_argument("--output", "-o", required=True, help="output file (written atomically)")
+    e.add_argument("--output", "-o", default=None, help="output file (written atomically); web: the site's folder")
     e.add_argument(
         "--int8",
         action="store_true",
@@ -41,6 +45,11 @@ def register(sub) -> None:
         metavar="AUDIO",
         help="--int8: audio files or folders like the ones you will tag (a few dozen to a few hundred)",
     )
+    e.add_argument("--ort", default=None, metavar="DIR",
+                   help="web: copy this onnxruntime-web dist/ into the site (npm install onnxruntime-web) instead of "
+                        "loading it from a pinned CDN URL")  # fmt: skip
+    e.add_argument("--window", type=float, default=10.0, help="web: seconds of sound per live window")
+    e.add_argument("--hop", type=float, default=1.0, help="web: seconds between live windows")
 
     b = command(sub, "bench", "inference speed: reference-style vs eager vs every backend (markdown table)", cmd_bench)
     b.add_argument("--models", default="mn04_as,mn10_as,dymn04_as,dymn10_as,dymn20_as",
@@ -91,23 +100,47 @@ def cmd_info(args) -> int:
 def cmd_export(args) -> int:
     from ..runtime.export import export_onnx, export_torchscript
 
+    if args.format == "web":
+        return export_site(args)
+    if args.folder is not None or args.output is None:
+        raise UsageError(f"export {args.format} writes one file: give it with -o FILE")
     check_outputs([args.output], [args.weights] if args.weights else [])
-    if args.int8 and (args.format != "onnx" or args.with_frontend):
-        raise UsageError("--int8 writes an ONNX graph of the network (spectrogram input): not with torchscript or "
-                         "--with-frontend")  # fmt: skip
+    if args.int8 and args.format != "onnx":
+        raise UsageError("--int8 writes an ONNX graph: not with torchscript")
     if args.int8 and not args.calibration:
         raise UsageError("--int8 needs --calibration DIR (or files): a few dozen to a few hundred clips like yours")
     model = load_model(args)
     if args.int8:
         from ..runtime.int8 import quantize
 
-        path = quantize(model, args.calibration, args.output)
+        path = quantize(model, args.calibration, args.output, with_frontend=args.with_frontend)
     else:
         writer = export_onnx if args.format == "onnx" else export_torchscript
         path = writer(model, args.output, with_frontend=args.with_frontend)
     inp = "waveform (batch, samples)" if args.with_frontend else "spectrogram (batch, 1, n_mels, frames)"
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{', int8' if args.int8 else ''}) from "
           f"{printable(model.info.source)}: input {inp}, outputs logits, embedding")  # fmt: skip
+    return 0
+
+
+def export_site(args) -> int:
+    """``dymn export web DIR``: the static site of :func:`dymn.web.export_web`."""
+    from ..web.site import check_live, export_web, find_ort
+
+    folder = args.folder or args.output
+    if folder is None or (args.folder and args.output):
+        raise UsageError("export web writes a folder: give it once, as `dymn export web DIR`")
+    check_live(args.window, args.hop)
+    if args.int8 and not args.calibration:
+        raise UsageError("--int8 needs --calibration DIR (or files): a few dozen to a few hundred clips like yours")
+    ort = find_ort(args.ort) if args.ort else None  # before the model loads: a wrong folder fails at once
+    model = load_model(args)
+    path = export_web(model, folder, int8=args.int8, calibration=args.calibration, ort=ort, window=args.window,
+                      hop=args.hop)  # fmt: skip
+    data = json.loads((path / "model.json").read_text(encoding="utf-8"))
+    print(f"wrote {path}/ ({model.info.name}, {data['dtype']}, model {data['model_bytes'] / 1e6:.1f} MB, "
+          f"onnxruntime-web {'copied in' if ort else 'from ' + data['ort']['base']}); serve it with "
+          f"`python -m http.server -d {printable(str(path))}` and open http://localhost:8000/")  # fmt: skip
     return 0
 
 

@@ -4,6 +4,7 @@ converted-graph backends start from (:func:`onnx_graph`)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import json
 import logging
@@ -24,6 +25,17 @@ from .graphs import cache_root, cached, graph_path
 ONNX_META_KEY = "dymn"
 
 
+class FrontendModel(nn.Module):
+    """The mel frontend alone, as exported in front of an int8 network: waveform (B, N) -> (B, 1, F, T)."""
+
+    def __init__(self, frontend: MelFrontend):
+        super().__init__()
+        self.frontend = frontend
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.frontend(wave).unsqueeze(1)
+
+
 class WaveformModel(nn.Module):
     """Frontend + network in one module: waveform (B, N) -> (logits, embedding)."""
 
@@ -36,18 +48,26 @@ class WaveformModel(nn.Module):
         return self.net(self.frontend(wave).unsqueeze(1))
 
 
+def export_frontend(model: nn.Module) -> nn.Module:
+    """``model``'s mel frontend as exported: the STFT as a convolution, waveform (B, N) -> (B, 1, F, T)."""
+    fe = MelFrontend.from_config(model.info.frontend).eval()
+    fe.conv_stft = True
+    return FrontendModel(fe).eval()
+
+
 def export_module(model: nn.Module, with_frontend: bool = False) -> nn.Module:
     """The module that gets exported: BatchNorm folded, batch-independent shapes, fp32, NCHW.
 
     Dynamic depthwise convolutions run their K kernels as one static conv (no batch-sized groups), so
     the batch axis stays dynamic; the frontend (if included) computes its STFT as a convolution.
     """
-    fast = fuse(model, channels_last=False, static_dynamic_convs=True, micro_batch=None)
+    if model.info.level == "frame":  # detectors run as they are (their sequence models have nothing to fold)
+        fast = copy.deepcopy(model).eval().float()
+    else:
+        fast = fuse(model, channels_last=False, static_dynamic_convs=True, micro_batch=None)
     if not with_frontend:
         return fast
-    fe = MelFrontend.from_config(model.info.frontend).eval()
-    fe.conv_stft = True
-    return WaveformModel(fe, fast).eval()
+    return WaveformModel(export_frontend(model).frontend, fast).eval()
 
 
 @contextlib.contextmanager
@@ -84,6 +104,12 @@ def _meta(model: nn.Module, with_frontend: bool) -> dict:
     }
 
 
+def _output_names(model) -> list[str]:
+    """A tagger's outputs: ``logits`` (B, C), ``embedding`` (B, D); a detector's: ``frame_logits`` (B, C, T) every
+    40 ms, and its clip-level ``logits`` (B, C)."""
+    return ["frame_logits", "logits"] if model.info.level == "frame" else ["logits", "embedding"]
+
+
 def _check_exportable(model) -> None:
     if not is_network(model):
         raise ExportError(f"only MN and DyMN networks can be exported, not {model.info.name} ({model.info.arch})")
@@ -103,7 +129,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool =
     """Write ``model`` as ONNX with dynamic batch and time axes; labels and frontend go in the metadata.
 
     Input ``spectrogram`` (B, 1, n_mels, T), or ``waveform`` (B, N) with ``with_frontend``; outputs
-    ``logits`` (B, C) and ``embedding`` (B, D). Written atomically. ``exporter``: "auto" uses PyTorch's
+    ``logits`` (B, C) and ``embedding`` (B, D) (a detector's: ``frame_logits`` (B, C, T) and ``logits``). Written atomically. ``exporter``: "auto" uses PyTorch's
     torch.export-based exporter where it has one (2.5 and later), else the TorchScript-based one;
     "torchscript" the latter (deprecated by PyTorch, but 10-20x faster: 1.4 s instead of 24 s for dymn10; its
     graphs ran as fast in onnxruntime and OpenVINO). Both are tested on the reference fixtures.
@@ -123,7 +149,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool =
     else:
         example = (torch.randn(2, 1, fe.n_mels, 200),)
         names, axes = ["spectrogram"], {"spectrogram": {0: "batch", 3: "frames"}}
-    axes.update({"logits": {0: "batch"}, "embedding": {0: "batch"}})
+    outputs = _output_names(model)
+    axes.update({name: {0: "batch"} for name in outputs})
+    if model.info.level == "frame":
+        axes["frame_logits"][2] = "frames"
 
     def write(tmp: str) -> None:
         with warnings.catch_warnings(), _quiet_torch_onnx():
@@ -133,7 +162,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool =
                 example,
                 tmp,
                 input_names=names,
-                output_names=["logits", "embedding"],
+                output_names=outputs,
                 dynamic_axes=axes,
                 opset_version=opset,
                 **_exporter_options(exporter),
@@ -149,6 +178,26 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool =
         raise
     except Exception as exc:
         raise ExportError(f"ONNX export of {model.info.name} failed: {exc}") from exc
+
+
+def frontend_graph(model: nn.Module, path: str | os.PathLike, opset: int = 18) -> Path:
+    """Write ``model``'s mel frontend alone as ONNX (TorchScript-based exporter where this PyTorch has it):
+    input ``waveform`` (B, N), output ``spectrogram`` (B, 1, F, T); what goes in front of an int8 network."""
+    import onnx
+
+    path = _check_out(path)
+    module = export_frontend(model)
+    example = (torch.randn(2, model.info.frontend.sample_rate),)
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings(), _quiet_torch_onnx():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, example, tmp, input_names=["waveform"], output_names=["spectrogram"],
+                              dynamic_axes={"waveform": {0: "batch", 1: "samples"}, "spectrogram": {0: "batch", 3: "frames"}},
+                              opset_version=opset, **_exporter_options("torchscript"))  # fmt: skip
+        onnx.checker.check_model(onnx.load(tmp))
+
+    return atomic_write(path, write)
 
 
 def export_torchscript(model: nn.Module, path: str | os.PathLike, with_frontend: bool = False) -> Path:

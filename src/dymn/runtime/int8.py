@@ -73,13 +73,14 @@ def check_offered(model: nn.Module) -> None:
 
 
 def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = None, *,
-             any_width: bool = False) -> Path:  # fmt: skip
+             any_width: bool = False, with_frontend: bool = False) -> Path:  # fmt: skip
     """An int8 ONNX graph of ``model`` (QDQ, per-channel weights) by NNCF post-training quantization,
     calibrated on ``calibration`` (see :func:`calibration_inputs`); written to ``path`` (atomically, with the
     dymn metadata) or cached. Runs on onnxruntime and OpenVINO. Needs ``pip install 'dymn[int8]'``.
 
     Offered for MN models of width 1.0 and up (:func:`check_offered`); ``any_width=True`` quantizes a narrower
-    MN anyway (to measure it: mn04 and mn05 ran only 1.2-1.9x faster in int8)."""
+    MN anyway (to measure it: mn04 and mn05 ran only 1.2-1.9x faster in int8). ``with_frontend``: the fp32 mel
+    frontend in front of the int8 network (input ``waveform``), as ``export_onnx(with_frontend=True)`` has it."""
     from ..util.errors import require
 
     if not any_width:
@@ -88,13 +89,14 @@ def quantize(model: nn.Module, calibration, path: str | os.PathLike | None = Non
     inputs = calibration_inputs(model, calibration)
     digest = hashlib.sha256(b"".join(x.tobytes() for x in inputs)).hexdigest()[:12]
     if path is not None:
-        return _write_int8(model, inputs, Path(path))
-    path = graph_path(model, f"int8-{digest}", ".onnx")
-    return cached(cache_root(), path, lambda: _write_int8(model, inputs, path))
+        return _write_int8(model, inputs, Path(path), with_frontend)
+    path = graph_path(model, f"int8-{digest}{'-waveform' if with_frontend else ''}", ".onnx")
+    return cached(cache_root(), path, lambda: _write_int8(model, inputs, path, with_frontend))
 
 
-def _write_int8(model: nn.Module, inputs: list[np.ndarray], path: Path) -> Path:
-    """NNCF's int8 graph of ``model`` calibrated on ``inputs``, with the fp32 graph's dymn metadata."""
+def _write_int8(model: nn.Module, inputs: list[np.ndarray], path: Path, with_frontend: bool = False) -> Path:
+    """NNCF's int8 graph of ``model`` calibrated on ``inputs``, with the fp32 graph's dymn metadata (and the
+    fp32 frontend in front with ``with_frontend``)."""
     import nncf
     import onnx
 
@@ -106,17 +108,39 @@ def _write_int8(model: nn.Module, inputs: list[np.ndarray], path: Path) -> Path:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its progress bars
         quantized = nncf.quantize(fp32, nncf.Dataset([{"spectrogram": x} for x in inputs]), subset_size=len(inputs),
                                   preset=nncf.QuantizationPreset.MIXED)  # fmt: skip
+    if with_frontend:
+        quantized = _frontend_in_front(model, quantized)
+    if ONNX_META_KEY in meta:  # the file says what it is
+        data = json.loads(meta[ONNX_META_KEY])
+        data["dtype"] = "int8"
+        data["input"] = "waveform" if with_frontend else data.get("input", "spectrogram")
+        meta[ONNX_META_KEY] = json.dumps(data)
     del quantized.metadata_props[:]
     for key, value in meta.items():
         entry = quantized.metadata_props.add()
         entry.key, entry.value = key, value
-    if ONNX_META_KEY in meta:  # the file says what it is
-        data = json.loads(meta[ONNX_META_KEY])
-        data["dtype"] = "int8"
-        quantized.metadata_props[[p.key for p in quantized.metadata_props].index(ONNX_META_KEY)].value = json.dumps(
-            data)  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda tmp: onnx.save(quantized, tmp))
+
+
+def _frontend_in_front(model: nn.Module, network):
+    """One graph: ``model``'s fp32 mel frontend (waveform in), its output fed to the int8 ``network``. The
+    frontend stays fp32: its power spectrum spans too many decades for 8 bits."""
+    import tempfile
+
+    import onnx
+    from onnx import compose
+
+    from .export import frontend_graph
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fe = onnx.load(str(frontend_graph(model, Path(tmp) / "frontend.onnx")))
+    fe = compose.add_prefix(fe, "frontend/", rename_inputs=False)
+    ir = max(fe.ir_version, network.ir_version)
+    fe.ir_version = network.ir_version = ir
+    merged = compose.merge_models(fe, network, io_map=[("frontend/spectrogram", "spectrogram")])
+    onnx.checker.check_model(merged)
+    return merged
 
 
 def int8_model(model: nn.Module, calibration, backend: str = "auto", batch_size: int = 8, *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable
@@ -63,3 +64,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write text (UTF-8; file names that were not UTF-8 go back as their bytes) atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8", errors="surrogateescape"))
+
+
+def atomic_folder(path: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
+    """Call ``fill(tmp_folder)`` and put the folder at ``path`` in one step (a rename), replacing the folder
+    that was there only once the new one is complete: a failed ``fill`` leaves the old folder as it was and
+    nothing behind. The folder gets a new folder's mode (0777 less the umask)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a file, not a folder")
+    tmp = old = None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_umask())
+        fill(tmp)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "folder")
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        if old is not None and (old / "folder").exists() and not path.exists():
+            os.replace(old / "folder", path)  # put the old folder back
+        raise OutputError(f"cannot write {path}: {first_line(exc)}") from None
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
+    return path
