@@ -23,8 +23,11 @@ def register(sub) -> None:
 
     e = command(sub, "export", "export a model (released weights by default) to ONNX, TorchScript or a web page",
                 cmd_export)  # fmt: skip
-    e.add_argument("format", choices=("onnx", "torchscript", "web"),
-                   help="file format; web: a static site that tags files and the microphone in the browser")  # fmt: skip
+    e.add_argument(
+        "format",
+        choices=("onnx", "torchscript", "web"),
+        help="file format; web: a static site that tags files and the microphone in a browser",
+    )
     e.add_argument("folder", nargs="?", default=None, help="web: the site's folder (new, empty, or a site dymn wrote)")
     e.add_argument("--model", default=None,
                    help=f"registry name (its released weights) or the architecture of --weights "

@@ -28,6 +28,9 @@ def register(sub) -> None:
     sv.add_argument("--address", default=None, help="Ray cluster for --engine ray (default: Ray on this machine)")
     sv.add_argument("--max-upload-mb", type=float, default=50.0, help="larger uploads get 413")
     sv.add_argument("--max-seconds", type=float, default=600.0, help="longer audio gets 413")
+    sv.add_argument("--ort", default=None, metavar="DIR",
+                    help="onnxruntime-web dist/ for the in-browser page at /local (npm install onnxruntime-web; "
+                         "default: loaded from a pinned CDN URL)")  # fmt: skip
     sv.add_argument("--no-batching", action="store_true", help="one clip per model call (for comparisons)")
     backend_arg(sv)
 
@@ -38,5 +41,6 @@ def cmd_serve(args) -> int:
     serve(ServeConfig(model=args.model, weights=args.weights, host=args.host, port=args.port,
                       replicas=args.replicas, engine=args.engine, address=args.address,
                       batching=not args.no_batching, backend=backend_of(args), allow_hosts=args.allow_host,
+                      ort=args.ort,
                       limits={"max_upload_mb": args.max_upload_mb, "max_seconds": args.max_seconds}))  # fmt: skip
     return 0

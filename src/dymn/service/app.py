@@ -118,15 +118,17 @@ def page_policy(page: str) -> str:
             "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")  # fmt: skip
 
 
-def create_app(core: ServiceCore, hosts: list[str] | None = None):
+def create_app(core: ServiceCore, hosts: list[str] | None = None, ort: str | None = None):
     """The FastAPI app around ``core``: ``/v1/tag``, ``/v1/timeline``, ``/v1/embed``, ``/v1/models``,
-    ``/healthz``, the OpenAPI schema at ``/openapi.json`` and the web page at ``/``. ``hosts``: the only Host
+    ``/healthz``, the OpenAPI schema at ``/openapi.json``, the web page at ``/`` and the in-browser page at
+    ``/local/`` (onnxruntime-web from ``ort``, a local ``dist/``, or the pinned CDN). ``hosts``: the only Host
     names it answers (None: any)."""
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
     from starlette.exceptions import HTTPException
 
     from .._version import __version__
+    from .local import MEDIA_TYPES, LocalSite
 
     # no /docs: its page loads scripts from a CDN, and the service must work offline (the schema is there)
     app = FastAPI(title="dymn", version=__version__, docs_url=None, redoc_url=None,
@@ -261,6 +263,18 @@ def create_app(core: ServiceCore, hosts: list[str] | None = None):
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
         return HTMLResponse(page, headers={"Content-Security-Policy": csp})
+
+    site = LocalSite(core.net, ort)
+
+    @app.api_route("/local", methods=["GET", "HEAD"], include_in_schema=False)
+    async def local_index():
+        return RedirectResponse("/local/")  # the page's files are named relative to it
+
+    @app.api_route("/local/{name:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def local_file(name: str):
+        path = await asyncio.to_thread(site.file, name or "index.html")
+        headers = {"Content-Security-Policy": site.policy(), "Cache-Control": "no-cache"}
+        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"), headers=headers)
 
     app.add_middleware(BodyLimit, max_bytes=limits.max_upload_bytes)
     app.add_middleware(SecurityHeaders, hosts=hosts)

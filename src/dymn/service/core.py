@@ -116,6 +116,7 @@ class ServiceCore:
             model or (None if weights else DEFAULT_MODEL), weights=weights, device=device)  # fmt: skip
         if not net.info.trained:
             raise DymnError(f"{net.info.name} has a random classifier; serve a trained model such as {DEFAULT_MODEL}")
+        self.net = net  # as loaded: what /local exports for the browser
         self.limits = limits or Limits()
         # a frame-level detector runs each file's 10 s chunks as one batch itself: no cross-request batching
         self.detector = Detector(net, device, self.limits.max_batch) if net.info.level == "frame" else None

@@ -29,6 +29,7 @@ class ServeConfig:
     limits: dict = field(default_factory=dict)
     backend: str | None = None  # where the network runs (None: auto, or $DYMN_BACKEND)
     allow_hosts: list[str] = field(default_factory=list)  # more Host names answered when bound to loopback
+    ort: str | None = None  # onnxruntime-web dist/ for the in-browser page at /local (None: the pinned CDN)
 
     def hosts(self) -> list[str] | None:
         """The Host names answered: bound to loopback, only its names (and ``allow_hosts``); else any."""
@@ -46,6 +47,10 @@ class ServeConfig:
         lim = Limits(**self.limits)
         if lim.max_upload_mb <= 0 or lim.max_seconds <= 0:
             raise UsageError("--max-upload-mb and --max-seconds must be positive")
+        if self.ort is not None:
+            from ..web.site import find_ort
+
+            self.ort = str(find_ort(self.ort))
 
 
 def build_app(config: ServeConfig | dict):
@@ -57,7 +62,7 @@ def build_app(config: ServeConfig | dict):
         config = ServeConfig(**config)
     core = ServiceCore(config.model, config.weights, Limits(**config.limits), batching=config.batching,
                        backend=config.backend)  # fmt: skip
-    return create_app(core, config.hosts())
+    return create_app(core, config.hosts(), config.ort)
 
 
 def app_from_env():

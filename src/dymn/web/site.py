@@ -46,8 +46,8 @@ def find_ort(folder: str | os.PathLike) -> Path:
     for candidate in (folder, folder / "dist", folder / "node_modules" / "onnxruntime-web" / "dist"):
         if all((candidate / f).is_file() for f in ORT_FILES):
             return candidate
-    raise UsageError(f"{folder} holds no onnxruntime-web build ({', '.join(ORT_FILES)}); get one with "
-                     f"`npm install onnxruntime-web@{ORT_VERSION}` and pass node_modules/onnxruntime-web/dist")  # fmt: skip
+    raise UsageError(f"{folder} holds no onnxruntime-web build ({', '.join(ORT_FILES)}); get one with `npm "
+                     f"install onnxruntime-web@{ORT_VERSION}` and pass node_modules/onnxruntime-web/dist")  # fmt: skip
 
 
 def site_config(model: nn.Module, *, dtype: str = "fp32", ort_base: str = ORT_CDN, window: float = 10.0,
@@ -97,7 +97,7 @@ def check_live(window: float, hop: float) -> None:
 
 def write_model(model: nn.Module, path: Path, *, int8: bool = False, calibration=None) -> str:
     """``model`` as ONNX with its frontend at ``path`` (int8: calibrated on ``calibration``); the dtype written."""
-    from ..runtime.export import export_onnx
+    from ..runtime.export import export_onnx_fast
 
     if int8:
         from ..runtime.int8 import quantize
@@ -107,10 +107,7 @@ def write_model(model: nn.Module, path: Path, *, int8: bool = False, calibration
         # any width: in the browser's WebAssembly runtime int8 pays for mn04 too (benchmarks/bench_web.py)
         quantize(model, calibration, path, any_width=True, with_frontend=True)
         return "int8"
-    try:  # the TorchScript-based exporter: 10-20x faster than torch.export's, graphs as fast (measured)
-        export_onnx(model, path, with_frontend=True, exporter="torchscript")
-    except Exception:  # noqa: BLE001 (a PyTorch without it, or a graph it cannot take)
-        export_onnx(model, path, with_frontend=True)
+    export_onnx_fast(model, path, with_frontend=True)
     return "fp32"
 
 
@@ -160,4 +157,3 @@ def _check_target(folder: Path) -> None:
         raise UsageError(f"{folder} is a file: choose a new or empty folder")
     if not folder.parent.is_dir():
         raise UsageError(f"cannot write {folder}: folder {folder.parent} does not exist")
-
