@@ -70,8 +70,12 @@ def real_server(tmp_path_factory):
         t = np.arange(int(10.5 * 32000)) / 32000
         sf.write(clip, (0.3 * np.sin(2 * np.pi * 440 * t) * (t % 2 < 1)).astype(np.float32), 32000)
     env = {**os.environ, "DYMN_CACHE": str(cache)}
-    server = Server([*model_args, "--max-upload-mb", "3", "--max-seconds", "30"], env)
+    from ..web.conftest import ORT_WEB  # the in-browser page at /local with a local onnxruntime-web, if installed
+
+    ort = ["--ort", str(ORT_WEB)] if ORT_WEB.is_dir() else []
+    server = Server([*model_args, "--max-upload-mb", "3", "--max-seconds", "30", *ort], env)
     server.model_args, server.cache, server.real, server.clip = model_args, str(cache), real, clip
+    server.ort = bool(ort)
     yield server
     server.stop()
 

@@ -73,3 +73,35 @@ def test_clear_errors(tmp_path):
         write_text(tmp_path / "no" / "x.txt", "x")
     with pytest.raises(OutputError, match="is a directory"):
         write_text(tmp_path, "x")
+
+
+def test_folder_appears_whole_and_replaces_the_old_one_only_when_complete(tmp_path):
+    from dymn.util.atomic import atomic_folder
+
+    target = tmp_path / "site"
+    old = os.umask(0o022)
+    try:
+        atomic_folder(target, lambda d: (d / "a.txt").write_text("one"))
+    finally:
+        os.umask(old)
+    assert (target / "a.txt").read_text() == "one"
+    assert _mode(target) == 0o755  # a new folder's mode, not mkdtemp's 0700
+
+    def broken(d):
+        (d / "a.txt").write_text("two")
+        raise OSError("disk full")
+
+    with pytest.raises(OutputError, match="disk full"):
+        atomic_folder(target, broken)
+    assert (target / "a.txt").read_text() == "one"  # the old folder, as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # nothing left behind
+
+    def other(d):
+        (d / "b.txt").write_text("new")
+
+    atomic_folder(target, other)
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="not a folder"):
+        atomic_folder(tmp_path / "file", other)

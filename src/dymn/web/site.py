@@ -104,7 +104,8 @@ def write_model(model: nn.Module, path: Path, *, int8: bool = False, calibration
 
         if model.info.level == "frame" or getattr(model, "arch", None) != "mn":
             raise UsageError(f"int8 is offered for MN taggers; {model.info.name} ({model.info.arch}) runs in fp32")
-        # any width: in the browser's WebAssembly runtime int8 pays for mn04 too (benchmarks/bench_web.py)
+        # any width: in the browser int8 is no faster (one WebAssembly thread) but a smaller download, for mn04
+        # too (4.9 instead of 7.5 MB; mn10 8.8 instead of 23: benchmarks/results/web-chromium.md)
         quantize(model, calibration, path, any_width=True, with_frontend=True)
         return "int8"
     export_onnx_fast(model, path, with_frontend=True)

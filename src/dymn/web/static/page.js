@@ -64,8 +64,8 @@ function onWorker({ data }) {
     job.resolve(data.wave);
     return;
   }
-  if (job.samples === clipSamples()) {
-    speed.runs.push(data.ms);
+  if (job.samples >= clipSamples()) { // per 10 s window: longer files take time in proportion
+    speed.runs.push((data.ms * clipSamples()) / job.samples);
     if (speed.runs.length > 20) speed.runs.shift();
     showSpeed();
   }
@@ -217,6 +217,7 @@ function checkLength(file, length) {
 
 async function tagFile(file, item) {
   const m = meta.value;
+  if (file.size === 0) throw new UserError("empty file (0 bytes)");
   if (file.size > m.max_file_bytes) {
     throw new UserError(`${(file.size / 2 ** 30).toFixed(1)} GB: this page reads files of up to ${m.max_file_bytes / 2 ** 30} GB`);
   }
@@ -244,9 +245,9 @@ async function tagFile(file, item) {
 
 async function clipTags(name, wave) {
   const m = meta.value;
+  const duration = round(wave.length / m.sample_rate, 4); // before the samples move to the worker
   const { outputs } = await runModel(padded(wave, clipSamples()));
-  const probs = activation(outputs.logits.data);
-  return { file: name, duration: Math.round((wave.length / m.sample_rate) * 1e4) / 1e4, tags: topTags(probs, m.top_k) };
+  return { file: name, duration, tags: topTags(activation(outputs.logits.data), m.top_k) };
 }
 
 async function detectEvents(name, wave) {
