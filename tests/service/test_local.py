@@ -38,7 +38,7 @@ def test_local_refuses_a_model_that_cannot_run_in_the_browser():
     assert e.value.status == 404
 
 
-def test_local_page_tags_in_the_browser_as_the_service_does(real_server, browser):
+def test_local_page_tags_in_the_browser_as_the_service_does(real_server, browser):  # noqa: F811
     if not real_server.ort:
         pytest.skip("no onnxruntime-web in .web/ (npm install --prefix .web onnxruntime-web)")
     page = open_site(browser, real_server.url + "/local/")

@@ -40,7 +40,7 @@ def test_site_holds_the_page_the_model_and_its_settings(mn01, tmp_path):
     want = dymn.Tagger(mn01, backend="torch").logits([wave])
     np.testing.assert_allclose(logits, want, atol=1e-4)
     html = (site / "index.html").read_text()
-    assert "Content-Security-Policy" in html and "<script type=\"module\" src=\"page.js\">" in html
+    assert "Content-Security-Policy" in html and '<script type="module" src="page.js">' in html
     assert "<script>" not in html and "style=" not in html  # nothing inline: the strict policy holds
 
 

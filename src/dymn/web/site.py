@@ -1,12 +1,12 @@
 """``dymn export web``: a static site that tags audio in the browser (onnxruntime-web, WebAssembly), from files
 and live from the microphone, with nothing uploaded anywhere.
 
-The site is ``index.html``, ``page.js`` (the page), ``worker.js`` (a Web Worker that runs the model),
-``capture.js`` (an AudioWorklet that hands microphone samples over), ``style.css``, ``model.onnx`` (the network
-with its mel frontend: it takes waveforms at the model's sample rate) and ``model.json`` (labels, sample rate,
-clip length, activation, live window and hop). onnxruntime-web comes from a CDN URL pinned to
-:data:`ORT_VERSION`, or from a local copy of the npm package's ``dist/`` (``ort=DIR``: the site then works
-without any network, e.g. on an intranet).
+The site is ``index.html``, ``page.js`` with ``model.js``, ``files.js`` and ``live.js`` (the page), ``worker.js``
+(a Web Worker that runs the model), ``capture.js`` (an AudioWorklet that hands microphone samples over),
+``style.css``, ``model.onnx`` (the network with its mel frontend: it takes waveforms at the model's sample rate)
+and ``model.json`` (labels, sample rate, clip length, activation, live window and hop). onnxruntime-web comes
+from a CDN URL pinned to :data:`ORT_VERSION`, or from a local copy of the npm package's ``dist/`` (``ort=DIR``:
+the site then works without any network, e.g. on an intranet).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ORT_VERSION = "1.31.1"
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_VERSION}/dist/"
 # what the WebAssembly backend loads: the ES module, its loader and the SIMD (threaded) binary
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-PAGE_FILES = ("index.html", "page.js", "worker.js", "capture.js", "style.css")
+PAGE_FILES = ("index.html", "page.js", "model.js", "files.js", "live.js", "worker.js", "capture.js", "style.css")
 MODEL_FILE, CONFIG_FILE = "model.onnx", "model.json"
 # a file larger than this is refused before it is read (the page holds a file's bytes and its decoded samples)
 MAX_FILE_BYTES = 1 << 30
