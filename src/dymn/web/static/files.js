@@ -1,4 +1,4 @@
-// Files: decoded by Web Audio at the model's rate (or at three times it, then low-passed and brought down in the
+// Files: decoded by Web Audio at the model's rate (or at twice it, then low-passed and brought down in the
 // worker), padded to the clip length and tagged as `dymn tag` does; a detector's frames become events as
 // `dymn detect` finds them. Long files are refused above the length `dymn tag` takes whole.
 import { $, UserError, clipSamples, activation, el, inWorker, meta, padded, round, runModel, seconds, setStatus,
@@ -43,14 +43,14 @@ function headerRate(bytes) {
 }
 
 async function decode(file) {
-  // A file at the model's rate is decoded as it is. Any other is decoded at 3x the model's rate and brought down
+  // A file at the model's rate is decoded as it is. Any other is decoded at 2x the model's rate and brought down
   // in the worker by a long low-pass filter, as close to soxr (what `dymn tag` resamples with) as the browser
   // lets a page get: the browser's own resampler to the model's rate cuts the top of the band that the mel
   // frontend sees, which moved tags by up to 0.03 (benchmarks/bench_web.py).
   const m = meta.value;
   const bytes = await file.arrayBuffer();
   const direct = headerRate(bytes) === m.sample_rate;
-  const ctx = new OfflineAudioContext(1, 1, direct ? m.sample_rate : 3 * m.sample_rate);
+  const ctx = new OfflineAudioContext(1, 1, direct ? m.sample_rate : 2 * m.sample_rate);
   let buffer;
   try {
     buffer = await ctx.decodeAudioData(bytes);

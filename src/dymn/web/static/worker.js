@@ -46,13 +46,13 @@ async function run({ id, wave }) {
   self.postMessage({ type: "result", id, outputs, ms }, transfer);
 }
 
-// Down by 3 (from 3x the model's rate): a linear-phase Kaiser-windowed low-pass, flat to 0.913 of the new
+// Down by 2 (from 2x the model's rate): a linear-phase Kaiser-windowed low-pass, flat to 0.913 of the new
 // Nyquist frequency and 100 dB down at it, as soxr's "HQ" setting that `dymn tag` resamples with.
 let taps = null;
 
 function lowpass() {
-  const pass = 0.913 / 3;
-  const stop = 1 / 3; // in units of the input's Nyquist frequency
+  const pass = 0.913 / 2;
+  const stop = 1 / 2; // in units of the input's Nyquist frequency
   const A = 100;
   const beta = 0.1102 * (A - 8.7);
   let n = Math.ceil((A - 8) / (2.285 * Math.PI * (stop - pass))) | 1;
@@ -83,9 +83,9 @@ function decimate({ id, wave }) {
   if (!taps) taps = lowpass();
   const n = taps.length;
   const mid = (n - 1) / 2;
-  const out = new Float32Array(Math.round(wave.length / 3));
+  const out = new Float32Array(Math.round(wave.length / 2));
   for (let k = 0; k < out.length; k++) {
-    const c = 3 * k - mid;
+    const c = 2 * k - mid;
     const lo = Math.max(0, -c);
     const hi = Math.min(n, wave.length - c);
     let s = 0;
