@@ -9,7 +9,8 @@ context: "load" is the time from navigation to the model being ready (onnxruntim
 fetched and compiled); "ms per 10 s window" the median over ``--runs`` runs (after one warm-up) of a 10 s
 waveform through the model in the page's Web Worker, and the fastest run (one WebAssembly thread, as on any
 static host without cross-origin isolation), frontend included. Weights are random except for mn04_as (the real
-checkpoint in ../shared): speed does not depend on them. "download" is what the browser fetches: model + onnxruntime-web.
+checkpoint in ../shared): speed does not depend on them. "download" is what the browser fetches: model +
+onnxruntime-web.
 
 Accuracy: the real mn04_as (fp32) site tags every shared sample clip through the page's file input, and each
 again resampled to 32 kHz by soxr (what the page then decodes as it is); reports the largest difference of any of
