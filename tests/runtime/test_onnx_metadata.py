@@ -78,3 +78,23 @@ def test_cli_reports_a_mismatched_onnx_file_in_one_line(graph, tmp_path, capsys)
         assert main([cmd, str(wav), "--backend", "onnx", "--weights", str(bad)]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "10 labels in the metadata for a graph with 527 outputs" in err[0]
+
+
+def test_a_detector_exports_its_frames_and_is_not_taken_for_a_tagger(tmp_path, capsys):
+    """A detector's graph: frame logits (B, C, T) every 40 ms and clip logits; the tagging runtime refuses it."""
+    import torch
+
+    model = dymn.load("fmn04", pretrained=False).eval()
+    path = export_onnx(model, tmp_path / "fmn.onnx", with_frontend=True, exporter="torchscript")
+    session = __import__("onnxruntime").InferenceSession(str(path))
+    assert [o.name for o in session.get_outputs()] == ["frame_logits", "logits"]
+    wave = (0.1 * np.random.default_rng(0).standard_normal((1, 160000))).astype(np.float32)
+    frames, clip = session.run(None, {"waveform": wave})
+    from dymn.audio.frontend import MelFrontend
+
+    with torch.inference_mode():
+        want = model(MelFrontend.from_config(model.info.frontend).eval()(torch.from_numpy(wave)).unsqueeze(1))
+    np.testing.assert_allclose(frames, want[0].numpy(), atol=1e-4)
+    assert frames.shape == (1, 447, 250) and json.loads(onnx.load(path).metadata_props[0].value)["level"] == "frame"
+    with pytest.raises(ExportError, match="detector's graph"):
+        OnnxModel(path)

@@ -98,6 +98,7 @@ def _meta(model: nn.Module, with_frontend: bool) -> dict:
         "frontend": info.frontend.to_dict(),
         "labels": list(info.labels),
         "task": info.task,
+        "level": info.level,
         "clip_seconds": info.clip_seconds,
         "embed_dim": info.embed_dim,
         "config": info.config,

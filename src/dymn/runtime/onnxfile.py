@@ -115,6 +115,9 @@ def _check_graph(session, info: ModelInfo, path: Path) -> None:
         shape = [list(i.shape) for i in inputs]
         raise ExportError(f"{path}: its metadata says {info.input} input (rank {rank}), but the graph takes "
                           f"{shape}; the metadata does not describe this graph")  # fmt: skip
+    if outputs and outputs[0].name == "frame_logits":
+        raise ExportError(f"{path}: a frame-level detector's graph, which dymn runs only in the browser (`dymn "
+                          "export web`); give the detector's name or checkpoint instead")  # fmt: skip
     if len(outputs) != 2:
         raise ExportError(f"{path}: a dymn graph has two outputs (logits, embeddings); this one has {len(outputs)}")
     classes = outputs[0].shape[-1] if outputs[0].shape else None
