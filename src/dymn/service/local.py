@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from ..models.network import is_network
+from ..util.errors import DymnError
 from ..web.site import CONFIG_FILE, MODEL_FILE, ORT_CDN, ORT_FILES, PAGE_FILES, export_web
 from .core import ServiceError
 
@@ -53,5 +54,8 @@ class LocalSite:
             if self.folder is None:
                 parent = Path(tempfile.mkdtemp(prefix="dymn-local-"))
                 atexit.register(shutil.rmtree, parent, True)
-                self.folder = export_web(self.net, parent / "site", ort=self.ort)
+                try:
+                    self.folder = export_web(self.net, parent / "site", ort=self.ort)
+                except DymnError as exc:  # tried again on the next request
+                    raise ServiceError(500, f"the in-browser page could not be built: {exc}") from None
             return self.folder
