@@ -42,15 +42,18 @@ async function start() {
     meta.value = await resp.json();
   } catch (err) {
     fail(`Cannot read model.json (${err.message}): serve this folder with a web server, e.g. \`python -m http.server\`.`);
+    $("model").textContent = "No model.";
     throw err;
   }
   setStatus("Loading the model…");
+  $("model").textContent = `Loading ${meta.value.name}…`;
   try {
     const info = await loadModel();
     ready(info);
     return info;
   } catch (err) {
     fail(`The model could not be loaded: ${err.message}`);
+    $("model").textContent = `${meta.value.name} could not be loaded.`;
     throw err;
   }
 }
