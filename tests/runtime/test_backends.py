@@ -255,11 +255,12 @@ def test_int8_quantizes_mn_and_runs(tmp_path, tone_wav, capsys, release_cache):
     with pytest.raises(dymn.UsageError, match=r"mn01_as is narrower \(width 0.1"):
         dymn.optimize(narrow, dtype="int8", calibration=[calib])
     assert quantize(narrow, [calib], tmp_path / "narrow.onnx", any_width=True).is_file()
-    # the CLI: an int8 ONNX file that `dymn tag` runs (on OpenVINO)
+    # the CLI: an int8 ONNX file with the fp32 frontend in front (waveform in) that `dymn tag` runs
     release_cache("mn10_as")
     out = tmp_path / "mn10_int8.onnx"
-    assert main(["export", "onnx", "--model", "mn10_as", "--int8", "--calibration", str(calib), "-o", str(out)]) == 0
-    assert "int8" in capsys.readouterr().out
+    assert main(["export", "onnx", "--model", "mn10_as", "--int8", "--with-frontend", "--calibration", str(calib),
+                 "-o", str(out)]) == 0  # fmt: skip
+    assert "int8" in (said := capsys.readouterr().out) and "input waveform" in said
     assert main(["tag", str(tone_wav), "--model", str(out), "--top-k", "2"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert main(["export", "onnx", "--model", "mn10_as", "--int8", "-o", str(out)]) == 2
