@@ -119,3 +119,28 @@ def test_cli_export_and_onnx_backend(tmp_path, capsys, release_cache):
     bad.write_text("not onnx")
     assert main(["tag", str(wav), "--backend", "onnx", "--weights", str(bad)]) == 1
     assert "not a valid ONNX model" in capsys.readouterr().err
+
+
+def test_checked_export_keeps_the_fast_graph_only_when_it_matches(tmp_path, monkeypatch):
+    """The TorchScript-based exporter's graph is kept when onnxruntime gives PyTorch's numbers, else exported again
+    by torch.export (it misread the transformer detectors' attention)."""
+    from dymn.runtime import api
+
+    model = dymn.load("mn01_as", pretrained=False)
+    calls = []
+    real = api.export_onnx
+
+    def spy(model, path, with_frontend=False, exporter="auto"):
+        calls.append(exporter)
+        return real(model, path, with_frontend=with_frontend, exporter="torchscript")  # fast, for the test
+
+    monkeypatch.setattr(api, "export_onnx", spy)
+    api.export_onnx_checked(model, tmp_path / "a.onnx", with_frontend=True)
+    assert calls == ["torchscript"]  # it matched
+    graph = tmp_path / "a.onnx"
+    graph.write_bytes(b"not a graph")
+    assert not api._matches(model, graph, True)
+    monkeypatch.setattr(api, "_matches", lambda *args: False)
+    calls.clear()
+    api.export_onnx_checked(model, tmp_path / "b.onnx")
+    assert calls == ["torchscript", "auto"]

@@ -1,31 +1,13 @@
 """The web page in a real headless Chromium (Debian's, driven by Playwright): upload a real clip through the
 page, see its top tag and the timeline; the screenshot is kept in test-artifacts/."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 
-from ..conftest import AUDIO, ROOT
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run"]  # fmt: skip
-ARTIFACTS = ROOT / "test-artifacts"
+from ..conftest import AUDIO
+from ..web.conftest import ARTIFACTS, browser  # noqa: F401 (browser: the fixture, one Chromium set-up for both)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright ([dev])")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
-
-
-def test_upload_through_the_page_shows_tags_and_timeline(real_server, browser):
+def test_upload_through_the_page_shows_tags_and_timeline(real_server, browser):  # noqa: F811
     if not real_server.real:
         pytest.skip("the real mn04_as checkpoint and clip are in ../shared, not part of a clone")
     page = browser.new_page(viewport={"width": 1100, "height": 1000})
@@ -81,7 +63,7 @@ def _check_outlines(page) -> int:
     return len(events)
 
 
-def test_page_without_the_shared_data(browser, release_cache, tmp_path):
+def test_page_without_the_shared_data(browser, release_cache, tmp_path):  # noqa: F811
     """In a plain clone (no real checkpoint): a stand-in model, a generated clip; the page shows what the API
     answers for the same file."""
     import os
@@ -116,7 +98,7 @@ def test_page_without_the_shared_data(browser, release_cache, tmp_path):
         server.stop()
 
 
-def test_page_with_a_detector_shows_frames_and_events(detector_server, browser):
+def test_page_with_a_detector_shows_frames_and_events(detector_server, browser):  # noqa: F811
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(detector_server.url + "/")
     page.wait_for_selector("text=a sound event detector")

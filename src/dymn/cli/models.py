@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..hub.loader import DEFAULT_MODEL
 from ..util.errors import UsageError, printable
@@ -110,8 +109,7 @@ def cmd_export(args) -> int:
     check_outputs([args.output], [args.weights] if args.weights else [])
     if args.int8 and args.format != "onnx":
         raise UsageError("--int8 writes an ONNX graph: not with torchscript")
-    if args.int8 and not args.calibration:
-        raise UsageError("--int8 needs --calibration DIR (or files): a few dozen to a few hundred clips like yours")
+    _check_calibration(args)
     model = load_model(args)
     if args.int8:
         from ..runtime.int8 import quantize
@@ -128,23 +126,27 @@ def cmd_export(args) -> int:
 
 def export_site(args) -> int:
     """``dymn export web DIR``: the static site of :func:`dymn.web.export_web`."""
-    from ..web.site import check_live, export_web, find_ort
+    from ..web.site import MODEL_FILE, ORT_CDN, check_live, export_web, find_ort
 
     folder = args.folder or args.output
     if folder is None or (args.folder and args.output):
         raise UsageError("export web writes a folder: give it once, as `dymn export web DIR`")
     check_live(args.window, args.hop)
-    if args.int8 and not args.calibration:
-        raise UsageError("--int8 needs --calibration DIR (or files): a few dozen to a few hundred clips like yours")
-    ort = find_ort(args.ort) if args.ort else None  # before the model loads: a wrong folder fails at once
+    _check_calibration(args)
+    ort = find_ort(args.ort) if args.ort else None  # all before the model loads: a mistake fails at once
     model = load_model(args)
     path = export_web(model, folder, int8=args.int8, calibration=args.calibration, ort=ort, window=args.window,
                       hop=args.hop)  # fmt: skip
-    data = json.loads((path / "model.json").read_text(encoding="utf-8"))
-    print(f"wrote {path}/ ({model.info.name}, {data['dtype']}, model {data['model_bytes'] / 1e6:.1f} MB, "
-          f"onnxruntime-web {'copied in' if ort else 'from ' + data['ort']['base']}); serve it with "
+    size = (path / MODEL_FILE).stat().st_size
+    print(f"wrote {path}/ ({model.info.name}, {'int8' if args.int8 else 'fp32'}, model {size / 1e6:.1f} MB, "
+          f"onnxruntime-web {'copied in' if ort else 'from ' + ORT_CDN}); serve it with "
           f"`python -m http.server -d {printable(str(path))}` and open http://localhost:8000/")  # fmt: skip
     return 0
+
+
+def _check_calibration(args) -> None:
+    if args.int8 and not args.calibration:
+        raise UsageError("--int8 needs --calibration DIR (or files): a few dozen to a few hundred clips like yours")
 
 
 def cmd_bench(args) -> int:

@@ -48,11 +48,15 @@ class WaveformModel(nn.Module):
         return self.net(self.frontend(wave).unsqueeze(1))
 
 
+def _conv_frontend(model: nn.Module) -> MelFrontend:
+    fe = MelFrontend.from_config(model.info.frontend).eval()
+    fe.conv_stft = True  # the STFT as a convolution: one dense product in the graph
+    return fe
+
+
 def export_frontend(model: nn.Module) -> nn.Module:
     """``model``'s mel frontend as exported: the STFT as a convolution, waveform (B, N) -> (B, 1, F, T)."""
-    fe = MelFrontend.from_config(model.info.frontend).eval()
-    fe.conv_stft = True
-    return FrontendModel(fe).eval()
+    return FrontendModel(_conv_frontend(model)).eval()
 
 
 def export_module(model: nn.Module, with_frontend: bool = False) -> nn.Module:
@@ -67,7 +71,7 @@ def export_module(model: nn.Module, with_frontend: bool = False) -> nn.Module:
         fast = fuse(model, channels_last=False, static_dynamic_convs=True, micro_batch=None)
     if not with_frontend:
         return fast
-    return WaveformModel(export_frontend(model).frontend, fast).eval()
+    return WaveformModel(_conv_frontend(model), fast).eval()
 
 
 @contextlib.contextmanager
@@ -157,18 +161,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool =
         axes["frame_logits"][2] = "frames"
 
     def write(tmp: str) -> None:
-        with warnings.catch_warnings(), _quiet_torch_onnx():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                example,
-                tmp,
-                input_names=names,
-                output_names=outputs,
-                dynamic_axes=axes,
-                opset_version=opset,
-                **_exporter_options(exporter),
-            )
+        _torch_onnx_export(module, example, tmp, names, outputs, axes, opset, exporter)
         proto = onnx.load(tmp)
         entry = proto.metadata_props.add()
         entry.key, entry.value = ONNX_META_KEY, json.dumps(_meta(model, with_frontend))
@@ -182,6 +175,14 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, with_frontend: bool =
         raise ExportError(f"ONNX export of {model.info.name} failed: {exc}") from exc
 
 
+def _torch_onnx_export(module: nn.Module, example: tuple, tmp: str, inputs: list[str], outputs: list[str],
+                       axes: dict, opset: int, exporter: str) -> None:  # fmt: skip
+    with warnings.catch_warnings(), _quiet_torch_onnx():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, tmp, input_names=inputs, output_names=outputs, dynamic_axes=axes,
+                          opset_version=opset, **_exporter_options(exporter))  # fmt: skip
+
+
 def frontend_graph(model: nn.Module, path: str | os.PathLike, opset: int = 18) -> Path:
     """Write ``model``'s mel frontend alone as ONNX (TorchScript-based exporter where this PyTorch has it):
     input ``waveform`` (B, N), output ``spectrogram`` (B, 1, F, T); what goes in front of an int8 network."""
@@ -191,13 +192,10 @@ def frontend_graph(model: nn.Module, path: str | os.PathLike, opset: int = 18) -
     module = export_frontend(model)
     example = (torch.randn(2, model.info.frontend.sample_rate),)
 
+    axes = {"waveform": {0: "batch", 1: "samples"}, "spectrogram": {0: "batch", 3: "frames"}}
+
     def write(tmp: str) -> None:
-        with warnings.catch_warnings(), _quiet_torch_onnx():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, example, tmp, input_names=["waveform"], output_names=["spectrogram"],
-                              dynamic_axes={"waveform": {0: "batch", 1: "samples"},
-                                            "spectrogram": {0: "batch", 3: "frames"}},
-                              opset_version=opset, **_exporter_options("torchscript"))  # fmt: skip
+        _torch_onnx_export(module, example, tmp, ["waveform"], ["spectrogram"], axes, opset, "torchscript")
         onnx.checker.check_model(onnx.load(tmp))
 
     return atomic_write(path, write)
@@ -220,46 +218,18 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, with_frontend:
     return atomic_write(path, write)
 
 
-def export_onnx_fast(model: nn.Module, path: str | os.PathLike, with_frontend: bool = False) -> Path:
-    """:func:`export_onnx` by the TorchScript-based exporter (10-20x faster than torch.export's, its graphs as
-    fast), checked: its graph is run once with onnxruntime against PyTorch, and where it differs or fails (that
-    exporter misreads the attention of the transformer detectors) the graph is exported again by torch.export."""
-    try:
-        export_onnx(model, path, with_frontend=with_frontend, exporter="torchscript")
-        if _matches(model, path, with_frontend):
-            return Path(path)
-    except Exception:  # noqa: BLE001 (a PyTorch without it, or a graph it cannot take)
-        pass
-    return export_onnx(model, path, with_frontend=with_frontend)
-
-
-def _matches(model: nn.Module, path: str | os.PathLike, with_frontend: bool) -> bool:
-    """Whether the ONNX graph at ``path`` gives what ``model`` gives on a 10 s input (1e-3)."""
-    import numpy as np
-    import onnxruntime
-
-    fe = model.info.frontend
-    module = export_module(model, with_frontend)
-    samples = int(round((model.info.clip_seconds or 10.0) * fe.sample_rate))
-    wave = torch.randn(1, samples, generator=torch.Generator().manual_seed(0)) * 0.1
-    x = wave if with_frontend else export_frontend(model)(wave)
-    with torch.inference_mode():
-        want = module(x)[0].float().numpy()
-    try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    except Exception:  # noqa: BLE001 (a graph that does not run is a graph that does not match)
-        return False
-    return got.shape == want.shape and bool(np.allclose(got, want, atol=1e-3, rtol=1e-3))
-
-
 def onnx_graph(model: nn.Module) -> Path:
     """The network's ONNX graph (as ``dymn export onnx`` writes it, by the faster TorchScript-based exporter where
-    this PyTorch has it and its graph is right), exported once per weights and library versions into the cache."""
+    this PyTorch has it), exported once per weights and library versions into the cache. Every backend built
+    on it is checked against the plain network before it is used (:func:`dymn.runtime.choice.choose`)."""
     path = graph_path(model, "", ".onnx")
 
     def make() -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return export_onnx_fast(model, path)
+        try:  # the TorchScript-based exporter: 10-20x faster than torch.export's, graphs as fast (measured)
+            export_onnx(model, path, exporter="torchscript")
+        except Exception:  # noqa: BLE001 (a PyTorch without it, or a graph it cannot take)
+            export_onnx(model, path)
+        return path
 
     return cached(cache_root(), path, make)

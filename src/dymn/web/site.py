@@ -11,7 +11,6 @@ the site then works without any network, e.g. on an intranet).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -97,7 +96,7 @@ def check_live(window: float, hop: float) -> None:
 
 def write_model(model: nn.Module, path: Path, *, int8: bool = False, calibration=None) -> str:
     """``model`` as ONNX with its frontend at ``path`` (int8: calibrated on ``calibration``); the dtype written."""
-    from ..runtime.export import export_onnx_fast
+    from ..runtime.api import export_onnx_checked
 
     if int8:
         from ..runtime.int8 import quantize
@@ -108,7 +107,7 @@ def write_model(model: nn.Module, path: Path, *, int8: bool = False, calibration
         # too (4.9 instead of 7.5 MB; mn10 8.8 instead of 23: benchmarks/results/web-chromium.md)
         quantize(model, calibration, path, any_width=True, with_frontend=True)
         return "int8"
-    export_onnx_fast(model, path, with_frontend=True)
+    export_onnx_checked(model, path, with_frontend=True)
     return "fp32"
 
 
@@ -123,8 +122,6 @@ def export_web(model: nn.Module, folder: str | os.PathLike, *, int8: bool = Fals
     if not is_network(model):
         raise UsageError(f"only MN, DyMN and frame-level MN networks run in the browser, not {model.info.name}")
     check_live(window, hop)
-    if int8 and not calibration:
-        raise UsageError("--int8 needs --calibration DIR (or files): a few dozen to a few hundred clips like yours")
     ort_dir = find_ort(ort) if ort is not None else None
     folder = Path(folder)
     _check_target(folder)
@@ -137,8 +134,7 @@ def export_web(model: nn.Module, folder: str | os.PathLike, *, int8: bool = Fals
             for name in ORT_FILES:
                 shutil.copyfile(ort_dir / name, tmp / "ort" / name)
         config = site_config(model, dtype=dtype, ort_base="ort/" if ort_dir else ORT_CDN, window=window, hop=hop)
-        data = (tmp / MODEL_FILE).read_bytes()
-        config.update(model_bytes=len(data), model_sha256=hashlib.sha256(data).hexdigest())
+        config["model_bytes"] = (tmp / MODEL_FILE).stat().st_size
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
 
     return atomic_folder(folder, fill)

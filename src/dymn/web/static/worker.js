@@ -1,6 +1,7 @@
 // The model runs here, off the page's thread: onnxruntime-web (WebAssembly) on waveforms at the model's rate.
-// Messages in: {type: "load", ortBase, model} then {type: "run", id, wave}; out: "loaded" / "failed", and
-// "result" ({id, outputs: {name: {data, dims}}, ms}) or "error" ({id, message}) per run, in order.
+// Messages in: {type: "load", ortBase, model}, then {type: "run" | "decimate", id, wave}; out: "loaded" ({bytes,
+// threads}) or "failed", and per job, in order, "result" (a run: {id, outputs: {name: {data, dims}}, ms}; a
+// decimation: {id, wave}) or "error" ({id, message}).
 let ort = null;
 let session = null;
 let queue = Promise.resolve(); // one run at a time: a session takes no concurrent runs
@@ -11,7 +12,6 @@ function describe(err) {
 }
 
 async function load({ ortBase, model }) {
-  const t0 = performance.now();
   const base = new URL(ortBase, self.location.href).href;
   try {
     ort = await import(base + "ort.wasm.min.mjs");
@@ -26,7 +26,7 @@ async function load({ ortBase, model }) {
   if (!resp.ok) throw new Error(`cannot fetch ${model}: HTTP ${resp.status}`);
   const bytes = new Uint8Array(await resp.arrayBuffer());
   session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-  return { ms: performance.now() - t0, bytes: bytes.length, threads: ort.env.wasm.numThreads, outputs: session.outputNames };
+  return { bytes: bytes.length, threads: ort.env.wasm.numThreads };
 }
 
 async function run({ id, wave }) {
